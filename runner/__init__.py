@@ -1,0 +1,1 @@
+"""The DARTS-PT experiment runner: gin composition, search, selection, retrain."""

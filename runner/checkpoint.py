@@ -1,0 +1,32 @@
+"""Checkpoints written atomically and read without executing code."""
+import os
+import tempfile
+
+import torch
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be read or does not fit."""
+
+
+def save(state, path):
+    """Write to a temporary file in the same folder, then rename: the old file stays valid."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load(path, map_location="cpu"):
+    """torch.load with weights_only=True: a crafted file cannot run code."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any failure to read is the file's fault
+        raise CheckpointError(f"checkpoint {path} unreadable: {str(e).splitlines()[0]}") from e

@@ -1,0 +1,112 @@
+"""`runner --gin FILE [--gin FILE ...] [--bind 'a.b = c' ...]`: parse gin, run one experiment."""
+import argparse
+import glob
+import logging
+import os
+import sys
+
+REPO_GIN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin")
+
+EPILOG = """The experiment files are the .gin files at the top of gin/ (one per paper experiment,
+plus quickstart.gin): list them with `runner --list`. Shared parts live in gin/spaces,
+gin/methods, gin/selectors, gin/data and gin/retrain and are pulled in with `include`.
+Tracking: MLFLOW_TRACKING_URI (default sqlite:///mlflow.db in the working folder)."""
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="runner", description=__doc__, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--gin", action="append", default=[], metavar="FILE",
+                   help="gin file (repeatable; later files override earlier ones)")
+    p.add_argument("--bind", action="append", default=[], metavar="BINDING",
+                   help="gin binding, e.g. 'search.epochs = 10' (repeatable, applied last)")
+    p.add_argument("--list", action="store_true", help="list the experiment files and exit")
+    p.add_argument("--traceback", action="store_true", help="show the full traceback on errors")
+    return p
+
+
+def list_experiments(root=REPO_GIN):
+    """Print each top-level experiment file with the first line of its header."""
+    for path in sorted(glob.glob(os.path.join(root, "*.gin"))):
+        with open(path) as f:
+            first = f.readline().lstrip("# ").strip()
+        print(f"gin/{os.path.basename(path):28s} {first}")
+
+
+def gin_root(path):
+    """The nearest ancestor folder named `gin` (where includes are resolved), else the file's folder."""
+    d = os.path.dirname(os.path.abspath(path))
+    probe = d
+    while probe != os.path.dirname(probe):
+        if os.path.basename(probe) == "gin":
+            return probe
+        probe = os.path.dirname(probe)
+    return d
+
+
+class _QuietGinPathProbe(logging.Filter):
+    """gin logs an ERROR for every search-path prefix an include does not resolve under."""
+
+    def filter(self, record):
+        return not (record.module == "resource_reader" and record.msg.startswith("Path not found"))
+
+
+def parse_config(files, bindings):
+    """Parse gin files and bindings; unknown configurables or parameters are errors."""
+    import gin
+
+    logging.getLogger().addFilter(_QuietGinPathProbe())
+    from runner import experiment  # noqa: F401  (registers every configurable first)
+
+    gin.clear_config()
+    for path in [REPO_GIN] + [gin_root(f) for f in files]:
+        gin.add_config_file_search_path(path)
+    for path in files:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"gin file not found: {path}")
+    gin.parse_config_files_and_bindings(files, bindings, skip_unknown=False)
+
+
+def one_line(exc):
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    if args.list:
+        list_experiments()
+        return 0
+    if not args.gin:
+        parser().error("give at least one --gin FILE (runner --list shows the experiment files)")
+    try:
+        parse_config(args.gin, args.bind)
+        from runner.experiment import run
+
+        summary = run(gin_files=args.gin, bindings=args.bind)
+    except KeyboardInterrupt:
+        print("runner: interrupted; the MLflow run is marked KILLED", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - one line per failure, full trace on request
+        if args.traceback:
+            raise
+        print(f"runner: error: {one_line(e)}", file=sys.stderr)
+        return 2
+    print_summary(summary)
+    return 0
+
+
+def print_summary(s):
+    from spaces.network import param_size
+    from tracking.mlflow_tracker import Tracker
+
+    print(f"\ngenotype: {s['genotype']}")
+    print(f"param size (C36/L20, no aux head): {param_size(s['genotype']) / 1e6:.3f} M")
+    if "test_acc" in s:
+        print(f"retrained params: {s['params'] / 1e6:.3f} M")
+        print(f"final test accuracy: {s['test_acc']:.2f} %  (test error {s['test_error']:.2f} %)")
+    print(f"MLflow run {s['run_id']}; open the UI with:  {Tracker().ui_command()}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

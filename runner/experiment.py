@@ -1,0 +1,115 @@
+"""The composition root: one `runner` call = one MLflow run of search, selection and retrain."""
+import os
+import random
+import subprocess
+import tempfile
+
+import gin
+import numpy as np
+import torch
+
+from runner import checkpoint, methods  # noqa: F401  (registers gin configurables)
+from runner.data import dataset
+from runner.retrain import retrain
+from runner.search import search
+from runner.select import select, selector_name
+from spaces.darts import get_space
+from spaces.network import param_size
+from spaces.supernet import Supernet
+from tracking.gin_params import flat_bindings
+from tracking.mlflow_tracker import Tracker
+
+
+@gin.configurable(denylist=["space", "num_classes", "in_channels"])
+def supernet(space, num_classes, in_channels, C=16, layers=8, alpha_init_std=1e-3):
+    """The search supernet (spec §1.3: C=16, 8 cells)."""
+    return Supernet(space, C, layers, num_classes, in_channels, alpha_init_std)
+
+
+def pick_device(name):
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def git_commit():
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                              text=True, timeout=10).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def log_config(tracker, gin_files, bindings):
+    for path in gin_files:
+        tracker.artifact(path, "config")
+    tracker.text("\n".join(bindings) + "\n", "config/bindings.gin")
+    tracker.params(flat_bindings())
+
+
+def log_selection(tracker, records, genotype, num_classes):
+    import pandas as pd
+
+    rows = [dict(r, step=i) for i, r in enumerate(records)]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "decisions.csv")
+        pd.DataFrame(rows).to_csv(path, index=False)
+        tracker.artifact(path, "selection")
+    tracker.json(rows, "selection/decisions.json")
+    tracker.text(genotype.to_json(), "genotype.json")
+    tracker.text(str(genotype) + "\n", "genotype.txt")
+    tracker.tags({"genotype": str(genotype)})
+    tracker.metrics({"genotype/param_size_M": param_size(genotype, num_classes=num_classes) / 1e6,
+                     "genotype/skip_count": genotype.count("skip_connect")}, step=0)
+
+
+@gin.configurable(denylist=["gin_files", "bindings"])
+def run(gin_files=(), bindings=(), experiment_name=gin.REQUIRED, space=gin.REQUIRED,
+        method=gin.REQUIRED, seed=2, device="auto", output_dir="outputs", do_retrain=True):
+    """Search, select and retrain as the gin files say; returns a summary dict."""
+    device = pick_device(device)
+    space = get_space(space)
+    tracker = Tracker()
+    tracker.check()  # fail before any training when the backend is unreachable
+    data = dataset(device=device)
+    seed_everything(seed)
+    gen = torch.Generator(device).manual_seed(seed)
+    method = method()
+    tags = {"space": space.name, "method": method.name, "selector": selector_name(),
+            "dataset": data.name, "seed": seed, "git_commit": git_commit(), "device": str(device)}
+    with tracker.run(experiment_name, run_name=f"{experiment_name}-seed{seed}", tags=tags):
+        try:
+            return _run(tracker, gin_files, bindings, space, method, data, gen, seed, device,
+                        output_dir, do_retrain)
+        finally:
+            tracker.text(gin.operative_config_str(), "config/operative.gin")
+
+
+def _run(tracker, gin_files, bindings, space, method, data, gen, seed, device, output_dir,
+         do_retrain):
+    log_config(tracker, gin_files, bindings)
+    out = os.path.join(output_dir, tracker.run_id)
+    net = supernet(space, data.num_classes, data.in_channels).to(device)
+    ckpt = os.path.join(out, "search.pt")
+    alphas = search(net, method, data, tracker, gen, ckpt)
+    alpha_path = os.path.join(out, "alphas.npz")
+    np.savez_compressed(alpha_path, alphas=alphas, cells=np.array(["normal", "reduce"]))
+    tracker.artifact(alpha_path, "search")
+    if os.path.exists(ckpt):
+        tracker.artifact(ckpt, "search")
+    genotype, records = select(net, method, data, tracker, gen, seed)
+    log_selection(tracker, records, genotype, data.num_classes)
+    summary = {"run_id": tracker.run_id, "genotype": genotype}
+    if do_retrain:
+        result = retrain(genotype, data, tracker, gen, device)
+        tracker.metrics({"test_error": result["test_error"], "test_acc": result["test_acc"]},
+                        step=0)
+        summary.update(result)
+    return summary

@@ -1,0 +1,69 @@
+"""Supernet search loop (spec §3.1): cosine SGD on weights, the method's alpha step, per-epoch logs."""
+import time
+
+import gin
+import numpy as np
+import torch
+
+from runner import checkpoint
+from runner.loops import Meter, evaluate, sample_batch, shuffled_batches
+
+
+def alpha_entropy(net):
+    """Mean entropy of softmax(alpha) over edges: falls as the supernet commits to ops."""
+    p = torch.softmax(net.alphas.detach(), dim=-1)
+    return float(-(p * p.clamp_min(1e-12).log()).sum(-1).mean())
+
+
+def epoch_metrics(net, data, valid_idx, meter, lr, seconds, images, eval_valid):
+    from spaces.network import param_size
+
+    geno = net.genotype()
+    out = meter.result("train")
+    if eval_valid:  # eval-mode accuracy on the alpha half; the test split is never touched
+        v = evaluate(net, data, data.train_x[valid_idx], data.train_y[valid_idx])
+        out.update(valid_acc=v["eval_acc"], valid_loss=v["eval_loss"])
+    out.update(lr=lr, seconds=seconds, images_per_s=images / max(seconds, 1e-9),
+               alpha_entropy=alpha_entropy(net), skip_count=geno.count("skip_connect"),
+               param_size_M=param_size(geno, num_classes=data.num_classes) / 1e6)
+    return out, geno
+
+
+@gin.configurable(denylist=["net", "method", "data", "tracker", "gen", "ckpt_path"])
+def search(net, method, data, tracker, gen, ckpt_path, epochs=50, batch_size=64, lr=0.025,
+           lr_min=0.001, momentum=0.9, weight_decay=3e-4, grad_clip=5.0, train_portion=0.5,
+           sample_with_replacement=True, eval_valid=True):
+    """Train the supernet for `epochs`; returns the per-epoch alphas, shape [epochs, 2, 14, K]."""
+    w_opt = torch.optim.SGD(net.weights(), lr, momentum=momentum, weight_decay=weight_decay)
+    # cosine to lr_min over `epochs`, stepped after each epoch: epoch 0 runs at lr (spec §3.1)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, epochs, eta_min=lr_min)
+    method.setup(net)
+    train_idx, valid_idx = data.search_halves(train_portion)
+    steps = -(-train_idx.numel() // batch_size)  # len(train_loader)
+    alphas = []
+    for epoch in range(epochs):
+        t0, meter, cur_lr = time.perf_counter(), Meter(), sched.get_last_lr()[0]
+        net.train()
+        order = None if sample_with_replacement else shuffled_batches(train_idx, batch_size, gen)
+        for s in range(steps):
+            # the reference draws a fresh batch per step from a new iterator (spec §3.1, §9.11)
+            ti = sample_batch(train_idx, batch_size, gen) if order is None else order[s]
+            vi = sample_batch(valid_idx, batch_size, gen)
+            train = data.prepare(data.train_x[ti], True, gen=gen), data.train_y[ti]
+            valid = data.prepare(data.train_x[vi], True, gen=gen), data.train_y[vi]
+            logits, loss = method.step(net, w_opt, train, valid, grad_clip)
+            meter.update(logits, train[1], loss)
+        sched.step()
+        if not np.isfinite(float(meter.loss)):
+            raise FloatingPointError(f"non-finite search loss in epoch {epoch}; "
+                                     f"last good checkpoint: {ckpt_path}")
+        metrics, geno = epoch_metrics(net, data, valid_idx, meter, cur_lr,
+                                      time.perf_counter() - t0, meter.n, eval_valid)
+        alphas.append(net.alphas.detach().cpu().numpy().copy())
+        tracker.metrics({f"search/{k}": v for k, v in metrics.items()}, step=epoch)
+        print(f"search {epoch + 1}/{epochs}  train_acc {metrics['train_acc']:.2f}  "
+              f"valid_acc {metrics.get('valid_acc', float('nan')):.2f}  "
+              f"{metrics['seconds']:.1f}s  {geno}", flush=True)
+        checkpoint.save({"epoch": epoch + 1, "net": net.state_dict(), "w_opt": w_opt.state_dict(),
+                         "sched": sched.state_dict(), "method": method.state_dict()}, ckpt_path)
+    return np.stack(alphas) if alphas else np.zeros((0,) + tuple(net.alphas.shape))

@@ -1,0 +1,103 @@
+"""Discrete evaluation network built from a genotype (spec §6.1): aux head, drop path."""
+import torch
+import torch.nn as nn
+
+from spaces.ops import FactorizedReduce, Identity, ReLUConvBN, make_op
+
+
+def drop_path(x, p):
+    """Zero whole samples with probability p and rescale the rest by 1/(1-p) (spec §6.1)."""
+    keep = 1.0 - p
+    mask = torch.empty(x.size(0), 1, 1, 1, device=x.device, dtype=x.dtype).bernoulli_(keep)
+    return x / keep * mask
+
+
+class EvalCell(nn.Module):
+    def __init__(self, genes, C_pp, C_p, C, reduction, reduction_prev):
+        super().__init__()
+        self.preprocess0 = (FactorizedReduce(C_pp, C) if reduction_prev
+                            else ReLUConvBN(C_pp, C, 1, 1, 0))
+        self.preprocess1 = ReLUConvBN(C_p, C, 1, 1, 0)
+        self.indices = [j for _, j in genes]
+        self.ops = nn.ModuleList(
+            make_op(name, C, 2 if reduction and j < 2 else 1, search=False) for name, j in genes)
+        self.multiplier = len(genes) // 2
+
+    def forward(self, s0, s1, drop_prob):
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        for i in range(len(self.ops) // 2):
+            s = 0
+            for k in (2 * i, 2 * i + 1):
+                h = self.ops[k](states[self.indices[k]])
+                if self.training and drop_prob > 0 and not isinstance(self.ops[k], Identity):
+                    h = drop_path(h, drop_prob)
+                s = s + h
+            states.append(s)
+        return torch.cat(states[2:], dim=1)
+
+
+class AuxiliaryHead(nn.Module):
+    """Auxiliary classifier on the 8x8 output of cell 2L/3 (spec §6.1)."""
+
+    def __init__(self, C, num_classes):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.ReLU(inplace=True),
+            nn.AvgPool2d(5, stride=3, padding=0, count_include_pad=False),
+            nn.Conv2d(C, 128, 1, bias=False), nn.BatchNorm2d(128), nn.ReLU(inplace=True),
+            nn.Conv2d(128, 768, 2, bias=False), nn.BatchNorm2d(768), nn.ReLU(inplace=True),
+        )
+        self.classifier = nn.Linear(768, num_classes)
+
+    def forward(self, x):
+        return self.classifier(self.features(x).flatten(1))
+
+
+class EvalNetwork(nn.Module):
+    """The network retrained from a genotype; returns (logits, aux logits or None)."""
+
+    def __init__(self, genotype, C, layers, num_classes, auxiliary=True, in_channels=3):
+        super().__init__()
+        self.layers = layers
+        self.drop_path_prob = 0.0
+        C_curr = 3 * C  # stem multiplier 3 (spec §1.3)
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(C_curr))
+        C_pp, C_p, C_curr = C_curr, C_curr, C
+        self.cells = nn.ModuleList()
+        reduction_prev = False
+        for i in range(layers):
+            reduction = i in (layers // 3, 2 * layers // 3)
+            C_curr *= 2 if reduction else 1
+            genes = genotype.reduce if reduction else genotype.normal
+            cell = EvalCell(genes, C_pp, C_p, C_curr, reduction, reduction_prev)
+            self.cells.append(cell)
+            reduction_prev = reduction
+            C_pp, C_p = C_p, cell.multiplier * C_curr
+            if i == 2 * layers // 3:
+                C_aux = C_p
+        self.auxiliary_head = AuxiliaryHead(C_aux, num_classes) if auxiliary else None
+        self.classifier = nn.Linear(C_p, num_classes)
+
+    def forward(self, x):
+        aux = None
+        s0 = s1 = self.stem(x)
+        for i, cell in enumerate(self.cells):
+            s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
+            if i == 2 * self.layers // 3 and self.auxiliary_head is not None and self.training:
+                aux = self.auxiliary_head(s1)
+        logits = self.classifier(s1.mean(dim=(2, 3)))
+        return logits, aux
+
+
+def count_params(net):
+    """Parameters of the network without the auxiliary head (the paper's 'param size')."""
+    aux = net.auxiliary_head
+    skip = sum(p.numel() for p in aux.parameters()) if aux is not None else 0
+    return sum(p.numel() for p in net.parameters()) - skip
+
+
+def param_size(genotype, C=36, layers=20, num_classes=10):
+    """Parameter count of the eval network for `genotype`, built on the meta device (no memory)."""
+    with torch.device("meta"):
+        return count_params(EvalNetwork(genotype, C, layers, num_classes, auxiliary=False))

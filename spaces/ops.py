@@ -1,0 +1,99 @@
+"""Candidate operations of the DARTS cell (spec §1.4), search-time and eval-time variants."""
+import torch
+import torch.nn as nn
+
+
+class ReLUConvBN(nn.Sequential):
+    def __init__(self, C_in, C_out, kernel_size, stride, padding, affine=True):
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(C_in, C_out, kernel_size, stride=stride, padding=padding, bias=False),
+            nn.BatchNorm2d(C_out, affine=affine),
+        )
+
+
+class DilConv(nn.Sequential):
+    def __init__(self, C, kernel_size, stride, padding, dilation, affine=True):
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(C, C, kernel_size, stride=stride, padding=padding, dilation=dilation,
+                      groups=C, bias=False),
+            nn.Conv2d(C, C, 1, bias=False),
+            nn.BatchNorm2d(C, affine=affine),
+        )
+
+
+class SepConv(nn.Sequential):
+    """Two stacked ReLU-depthwise-pointwise-BN blocks; stride only on the first (spec §1.4)."""
+
+    def __init__(self, C, kernel_size, stride, padding, affine=True):
+        super().__init__(
+            *DilConv(C, kernel_size, stride, padding, 1, affine),
+            *DilConv(C, kernel_size, 1, padding, 1, affine),
+        )
+
+
+class Identity(nn.Module):
+    def forward(self, x):
+        return x
+
+
+class Zero(nn.Module):
+    """The `none` op: zeros shaped like the (subsampled) input."""
+
+    def __init__(self, stride):
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x):
+        return x[:, :, ::self.stride, ::self.stride].mul(0.0)
+
+
+class Noise(nn.Module):
+    """S4's `noise` op: fresh N(0, 1) of the output shape, independent of the input values."""
+
+    def __init__(self, stride):
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x):
+        return torch.randn_like(x[:, :, ::self.stride, ::self.stride])
+
+
+class FactorizedReduce(nn.Module):
+    """ReLU, two stride-2 1x1 convs on x and on x shifted by one pixel, concat, BN (spec §1.2)."""
+
+    def __init__(self, C_in, C_out, affine=True):
+        super().__init__()
+        assert C_out % 2 == 0, "FactorizedReduce needs an even channel count"
+        self.relu = nn.ReLU(inplace=False)
+        self.conv_1 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, bias=False)
+        self.conv_2 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, bias=False)
+        self.bn = nn.BatchNorm2d(C_out, affine=affine)
+
+    def forward(self, x):
+        x = self.relu(x)
+        return self.bn(torch.cat([self.conv_1(x), self.conv_2(x[:, :, 1:, 1:])], dim=1))
+
+
+OPS = {
+    "none": lambda C, s, affine: Zero(s),
+    "noise": lambda C, s, affine: Noise(s),
+    "max_pool_3x3": lambda C, s, affine: nn.MaxPool2d(3, stride=s, padding=1),
+    "avg_pool_3x3": lambda C, s, affine: nn.AvgPool2d(3, stride=s, padding=1, count_include_pad=False),
+    "skip_connect": lambda C, s, affine: Identity() if s == 1 else FactorizedReduce(C, C, affine),
+    "sep_conv_3x3": lambda C, s, affine: SepConv(C, 3, s, 1, affine),
+    "sep_conv_5x5": lambda C, s, affine: SepConv(C, 5, s, 2, affine),
+    "dil_conv_3x3": lambda C, s, affine: DilConv(C, 3, s, 2, 2, affine),
+    "dil_conv_5x5": lambda C, s, affine: DilConv(C, 5, s, 4, 2, affine),
+}
+
+
+def make_op(name, C, stride, search):
+    """Build op `name`; search ops use affine=False BNs and pools get a BN after them (spec §1.4)."""
+    if name not in OPS:
+        raise ValueError(f"unknown op {name!r}; known ops: {', '.join(OPS)}")
+    op = OPS[name](C, stride, not search)
+    if search and "pool" in name:
+        op = nn.Sequential(op, nn.BatchNorm2d(C, affine=False))
+    return op

@@ -1,0 +1,1 @@
+"""MLflow tracking helpers: runs, batched metrics, artifacts, gin bindings as params."""

@@ -1,0 +1,98 @@
+"""One MLflow run per runner call: params, batched metrics, artifacts, status (DESIGN.md)."""
+import json
+import os
+import tempfile
+import time
+from contextlib import contextmanager
+
+DEFAULT_URI = "sqlite:///mlflow.db"
+
+
+class TrackingError(RuntimeError):
+    """The tracking backend cannot be reached or refuses a call."""
+
+
+def tracking_uri():
+    """MLFLOW_TRACKING_URI when set, else the embedded sqlite file in the working folder."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+
+
+class Tracker:
+    """Thin wrapper over MlflowClient that logs metrics in batches (one call per flush)."""
+
+    def __init__(self, uri=None):
+        from mlflow.tracking import MlflowClient
+
+        self.uri = uri or tracking_uri()
+        self.client = MlflowClient(tracking_uri=self.uri)
+        self.run_id = None
+
+    def check(self):
+        """Fail before any training when the backend cannot be reached."""
+        try:
+            self.client.search_experiments(max_results=1)
+        except Exception as e:  # noqa: BLE001 - any failure here means "unreachable"
+            raise TrackingError(f"tracking server {self.uri} unreachable: "
+                                f"{str(e).splitlines()[0][:200]}") from e
+
+    def experiment_id(self, name):
+        exp = self.client.get_experiment_by_name(name)
+        return exp.experiment_id if exp else self.client.create_experiment(name)
+
+    @contextmanager
+    def run(self, experiment, run_name=None, tags=None, parent_run_id=None):
+        """Open a run; mark it FINISHED, FAILED on an exception, KILLED on Ctrl-C."""
+        tags = dict(tags or {})
+        if parent_run_id:
+            tags["mlflow.parentRunId"] = parent_run_id
+        run = self.client.create_run(self.experiment_id(experiment), run_name=run_name, tags=tags)
+        self.run_id = run.info.run_id
+        status = "FAILED"
+        try:
+            yield self
+            status = "FINISHED"
+        except KeyboardInterrupt:
+            status = "KILLED"
+            raise
+        finally:
+            self.client.set_terminated(self.run_id, status)
+
+    def params(self, params):
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)) for k, v in sorted(params.items())]
+        for i in range(0, len(items), 100):  # MLflow caps a batch at 100 params
+            self.client.log_batch(self.run_id, params=items[i:i + 100])
+
+    def metrics(self, values, step):
+        """Log a dict of metrics at one step in a single call."""
+        from mlflow.entities import Metric
+
+        ts = int(time.time() * 1000)
+        items = [Metric(k, float(v), ts, step) for k, v in values.items()]
+        for i in range(0, len(items), 1000):
+            self.client.log_batch(self.run_id, metrics=items[i:i + 1000])
+
+    def tags(self, tags):
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def artifact(self, path, folder=None):
+        self.client.log_artifact(self.run_id, path, folder)
+
+    def text(self, text, name):
+        """Log `text` as the artifact file `name` (may contain a folder)."""
+        folder, base = os.path.split(name)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, base)
+            with open(path, "w") as f:
+                f.write(text)
+            self.artifact(path, folder or None)
+
+    def json(self, obj, name):
+        self.text(json.dumps(obj, indent=1), name)
+
+    def ui_command(self):
+        """The command that opens the MLflow UI on this tracking store."""
+        return f"mlflow ui --backend-store-uri {self.uri}"
