@@ -68,7 +68,9 @@ def parse_config(files, bindings):
 
 
 def one_line(exc):
-    text = " ".join(str(exc).split())
+    """The exception as one line, without gin's 'In call to configurable ...' trail."""
+    text = str(exc).split("\n  In call to configurable")[0]
+    text = " ".join(text.split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
