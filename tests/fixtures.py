@@ -1,0 +1,119 @@
+"""Tiny datasets written in the official on-disk formats that torchvision reads.
+
+CIFAR-10 and CIFAR-100 are the "python version" pickles (data: uint8 N x 3072, the R, G and B
+planes of each 32x32 image one after another, rows first); SVHN is the cropped-digits .mat
+format (X: uint8 32x32x3xN, y: Nx1 with labels 1..10, where 10 means the digit 0).
+
+Every image carries a learnable class signal: a class-dependent mean colour plus noise.
+"""
+import os
+import pickle
+
+import numpy as np
+
+CIFAR10_LABELS = ["airplane", "automobile", "bird", "cat", "deer",
+                  "dog", "frog", "horse", "ship", "truck"]
+
+N_TRAIN = 40
+N_TEST = 20
+
+
+def class_images(labels, num_classes, seed):
+    """uint8 N x 3 x 32 x 32 images whose mean colour depends on the label, plus noise."""
+    rng = np.random.RandomState(seed)
+    labels = np.asarray(labels)
+    # class colour: spread the classes around the RGB cube, deterministic per class
+    colours = np.random.RandomState(1000 + num_classes).randint(40, 216, size=(num_classes, 3))
+    base = colours[labels][:, :, None, None].astype(np.float64)
+    noise = rng.normal(0.0, 20.0, size=(len(labels), 3, 32, 32))
+    return np.clip(np.round(base + noise), 0, 255).astype(np.uint8)
+
+
+def cifar_rows(images):
+    """N x 3 x 32 x 32 -> N x 3072 (R plane, G plane, B plane, each 32x32 row-major)."""
+    return np.ascontiguousarray(images.reshape(len(images), 3 * 32 * 32))
+
+
+def _pickle(obj, path):
+    with open(path, "wb") as f:
+        pickle.dump(obj, f, protocol=2)
+
+
+def _labels(n, num_classes, seed):
+    """Every class appears (when n >= num_classes), in a shuffled order."""
+    rng = np.random.RandomState(seed)
+    y = np.arange(n) % num_classes
+    rng.shuffle(y)
+    return y
+
+
+def write_cifar10(root, n_train=N_TRAIN, n_test=N_TEST, seed=0):
+    """Write <root>/cifar-10-batches-py/ with 5 train batches, test_batch and batches.meta.
+
+    Returns {'train': (images NCHW uint8, labels), 'test': (...)} as written.
+    """
+    folder = os.path.join(root, "cifar-10-batches-py")
+    os.makedirs(folder, exist_ok=True)
+    y_train = _labels(n_train, 10, seed)
+    y_test = _labels(n_test, 10, seed + 1)
+    x_train = class_images(y_train, 10, seed + 2)
+    x_test = class_images(y_test, 10, seed + 3)
+    # torchvision concatenates data_batch_1..5 in order; split the train set over them
+    for i, part in enumerate(np.array_split(np.arange(n_train), 5), start=1):
+        _pickle({"batch_label": f"training batch {i} of 5",
+                 "data": cifar_rows(x_train[part]),
+                 "labels": [int(v) for v in y_train[part]],
+                 "filenames": [f"img_{k}.png" for k in part]},
+                os.path.join(folder, f"data_batch_{i}"))
+    _pickle({"batch_label": "testing batch 1 of 1", "data": cifar_rows(x_test),
+             "labels": [int(v) for v in y_test],
+             "filenames": [f"test_{k}.png" for k in range(n_test)]},
+            os.path.join(folder, "test_batch"))
+    _pickle({"label_names": list(CIFAR10_LABELS), "num_cases_per_batch": 10000,
+             "num_vis": 3072}, os.path.join(folder, "batches.meta"))
+    return {"train": (x_train, y_train), "test": (x_test, y_test)}
+
+
+def write_cifar100(root, n_train=N_TRAIN, n_test=N_TEST, seed=10):
+    """Write <root>/cifar-100-python/ with train, test and meta (fine and coarse labels)."""
+    folder = os.path.join(root, "cifar-100-python")
+    os.makedirs(folder, exist_ok=True)
+    out = {}
+    for split, n, s in (("train", n_train, seed), ("test", n_test, seed + 1)):
+        # a handful of fine classes spread over the 100 (all 100 would need 100+ images)
+        fine = (_labels(n, 10, s) * 10 + 3).astype(np.int64)
+        coarse = fine // 5
+        x = class_images(fine, 100, s + 2)
+        _pickle({"filenames": [f"{split}_{k}.png" for k in range(n)],
+                 "batch_label": f"{split} batch",
+                 "fine_labels": [int(v) for v in fine],
+                 "coarse_labels": [int(v) for v in coarse],
+                 "data": cifar_rows(x)}, os.path.join(folder, split))
+        out[split] = (x, fine)
+    _pickle({"fine_label_names": [f"fine_{k}" for k in range(100)],
+             "coarse_label_names": [f"coarse_{k}" for k in range(20)]},
+            os.path.join(folder, "meta"))
+    return out
+
+
+def write_svhn(root, n_train=N_TRAIN, n_test=N_TEST, seed=20):
+    """Write <root>/svhn/train_32x32.mat and test_32x32.mat (labels 1..10, 10 = digit 0)."""
+    from scipy.io import savemat
+
+    folder = os.path.join(root, "svhn")
+    os.makedirs(folder, exist_ok=True)
+    out = {}
+    for split, n, s in (("train", n_train, seed), ("test", n_test, seed + 1)):
+        digits = _labels(n, 10, s)
+        x = class_images(digits, 10, s + 2)  # N x 3 x 32 x 32
+        mat_y = np.where(digits == 0, 10, digits).astype(np.uint8).reshape(n, 1)
+        savemat(os.path.join(folder, f"{split}_32x32.mat"),
+                {"X": np.ascontiguousarray(x.transpose(2, 3, 1, 0)), "y": mat_y})
+        out[split] = (x, digits)
+    return out
+
+
+def write_all(root):
+    """All three datasets under one folder; returns {'cifar10': ..., 'cifar100': ..., 'svhn': ...}."""
+    return {"cifar10": write_cifar10(root), "cifar100": write_cifar100(root),
+            "svhn": write_svhn(root)}
