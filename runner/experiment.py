@@ -12,7 +12,7 @@ from runner import checkpoint, methods  # noqa: F401  (registers gin configurabl
 from runner.data import dataset
 from runner.retrain import retrain
 from runner.search import search
-from runner.select import select, selector_name
+from runner.select import records_table, select, selector_name, source_run
 from spaces.darts import get_space
 from spaces.network import param_size
 from spaces.supernet import Supernet
@@ -57,17 +57,45 @@ def log_config(tracker, gin_files, bindings):
 def log_selection(tracker, records, genotype, num_classes):
     import pandas as pd
 
-    rows = [dict(r, step=i) for i, r in enumerate(records)]
+    rows = records_table(records)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "decisions.csv")
         pd.DataFrame(rows).to_csv(path, index=False)
         tracker.artifact(path, "selection")
-    tracker.json(rows, "selection/decisions.json")
+    tracker.json(records, "selection/decisions.json")
     tracker.text(genotype.to_json(), "genotype.json")
     tracker.text(str(genotype) + "\n", "genotype.txt")
     tracker.tags({"genotype": str(genotype)})
     tracker.metrics({"genotype/param_size_M": param_size(genotype, num_classes=num_classes) / 1e6,
                      "genotype/skip_count": genotype.count("skip_connect")}, step=0)
+
+
+def train_supernet(tracker, net, method, data, gen, out):
+    """Search, then log the alphas per epoch and the supernet checkpoint as artifacts."""
+    ckpt = os.path.join(out, "search.pt")
+    alphas = search(net, method, data, tracker, gen, ckpt)
+    alpha_path = os.path.join(out, "alphas.npz")
+    np.savez_compressed(alpha_path, alphas=alphas, cells=np.array(["normal", "reduce"]))
+    tracker.artifact(alpha_path, "search")
+    if os.path.exists(ckpt):
+        tracker.artifact(ckpt, "search")
+    else:  # zero search epochs: still leave the supernet selection will start from
+        checkpoint.save({"epoch": 0, "net": net.state_dict(), "method": method.state_dict()}, ckpt)
+        tracker.artifact(ckpt, "search")
+
+
+def load_supernet(tracker, run_id, net, method, out, device):
+    """Start selection from the supernet another run trained (`select.from_run`)."""
+    path = tracker.client.download_artifacts(run_id, "search/search.pt", out)
+    state = checkpoint.load(path, map_location=device)
+    try:
+        net.load_state_dict(state["net"])
+        method.setup(net)
+        method.load_state_dict(state["method"])
+    except (KeyError, RuntimeError, ValueError) as e:
+        raise checkpoint.CheckpointError(
+            f"checkpoint of run {run_id} does not fit this supernet: {str(e).splitlines()[0]}")
+    tracker.tags({"selected_from_run": run_id})
 
 
 @gin.configurable(denylist=["gin_files", "bindings"])
@@ -84,7 +112,8 @@ def run(gin_files=(), bindings=(), experiment_name=gin.REQUIRED, space=gin.REQUI
     method = method()
     tags = {"space": space.name, "method": method.name, "selector": selector_name(),
             "dataset": data.name, "seed": seed, "git_commit": git_commit(), "device": str(device)}
-    with tracker.run(experiment_name, run_name=f"{experiment_name}-seed{seed}", tags=tags):
+    with tracker.run(experiment_name, run_name=f"{experiment_name}-seed{seed}", tags=tags,
+                     parent_run_id=source_run()):
         try:
             return _run(tracker, gin_files, bindings, space, method, data, gen, seed, device,
                         output_dir, do_retrain)
@@ -97,14 +126,17 @@ def _run(tracker, gin_files, bindings, space, method, data, gen, seed, device, o
     log_config(tracker, gin_files, bindings)
     out = os.path.join(output_dir, tracker.run_id)
     net = supernet(space, data.num_classes, data.in_channels).to(device)
-    ckpt = os.path.join(out, "search.pt")
-    alphas = search(net, method, data, tracker, gen, ckpt)
-    alpha_path = os.path.join(out, "alphas.npz")
-    np.savez_compressed(alpha_path, alphas=alphas, cells=np.array(["normal", "reduce"]))
-    tracker.artifact(alpha_path, "search")
-    if os.path.exists(ckpt):
-        tracker.artifact(ckpt, "search")
-    genotype, records = select(net, method, data, tracker, gen, seed)
+    parent = source_run()
+    if parent:
+        load_supernet(tracker, parent, net, method, out, device)
+    else:
+        train_supernet(tracker, net, method, data, gen, out)
+    # selection draws from freshly seeded RNGs, so that selecting again from this run's
+    # checkpoint (`select.from_run`) replays the same batches and decisions
+    seed_everything(seed)
+    gen.manual_seed(seed)
+    genotype, records = select(net, method, data, tracker, gen, seed,
+                               ckpt_path=os.path.join(out, "select.pt"))
     log_selection(tracker, records, genotype, data.num_classes)
     summary = {"run_id": tracker.run_id, "genotype": genotype}
     if do_retrain:

@@ -15,6 +15,15 @@ def alpha_entropy(net):
     return float(-(p * p.clamp_min(1e-12).log()).sum(-1).mean())
 
 
+def train_step(net, method, w_opt, data, gen, ti, valid_idx, batch_size, grad_clip, meter):
+    """One method step on train indices `ti` and a fresh random valid batch (spec §3.1)."""
+    vi = sample_batch(valid_idx, batch_size, gen)
+    train = data.prepare(data.train_x[ti], True, gen=gen), data.train_y[ti]
+    valid = data.prepare(data.train_x[vi], True, gen=gen), data.train_y[vi]
+    logits, loss = method.step(net, w_opt, train, valid, grad_clip)
+    meter.update(logits, train[1], loss)
+
+
 def epoch_metrics(net, data, valid_idx, meter, lr, seconds, images, eval_valid):
     from spaces.network import param_size
 
@@ -48,11 +57,7 @@ def search(net, method, data, tracker, gen, ckpt_path, epochs=50, batch_size=64,
         for s in range(steps):
             # the reference draws a fresh batch per step from a new iterator (spec §3.1, §9.11)
             ti = sample_batch(train_idx, batch_size, gen) if order is None else order[s]
-            vi = sample_batch(valid_idx, batch_size, gen)
-            train = data.prepare(data.train_x[ti], True, gen=gen), data.train_y[ti]
-            valid = data.prepare(data.train_x[vi], True, gen=gen), data.train_y[vi]
-            logits, loss = method.step(net, w_opt, train, valid, grad_clip)
-            meter.update(logits, train[1], loss)
+            train_step(net, method, w_opt, data, gen, ti, valid_idx, batch_size, grad_clip, meter)
         sched.step()
         if not np.isfinite(float(meter.loss)):
             raise FloatingPointError(f"non-finite search loss in epoch {epoch}; "

@@ -1,8 +1,9 @@
-"""Architecture selection: edge-by-edge op decisions, then the topology pass (spec §4, §5.1).
+"""Architecture selection (spec §4): one function for magnitude, PT and PT-Mag.
 
-One function for every selector: `criterion` scores candidates (magnitude or perturbation) and
-`tune_epochs` sets the fine-tuning between decisions. Magnitude with 0 tune epochs is the
-classic DARTS parse.
+Rounds of decisions, each deciding one normal and one reduce item: first an open edge's op
+(operation test), then, once a cell has no open edge, a node's two inputs (topology test).
+`tune_epochs` fine-tuning epochs follow each round; one more follows the last (spec §4.3:
+14 + 3 rounds, 5 * 16 + 1 = 81 epochs). Magnitude with 0 tune epochs is the classic parse.
 """
 import time
 
@@ -10,116 +11,157 @@ import gin
 import numpy as np
 import torch
 
+from runner import checkpoint
+from runner.criteria import Magnitude, Perturbation  # noqa: F401  (gin configurables)
+from runner.loops import Meter, evaluate, shuffled_batches
+from runner.search import train_step
 from spaces.darts import node_edges
+from spaces.genotype import Genotype
 from spaces.supernet import CELLS, OPEN, PRUNED
 
 
-def op_candidates(net, cell, edge):
-    """Indices of the ops on an edge that a selector may choose; `none` only if it is all there is."""
-    names = net.space.ops(cell)[edge]
-    return [k for k, n in enumerate(names) if n != "none"] or list(range(len(names)))
+def open_edges(net, cell):
+    return [e for e, d in enumerate(net.decisions()[CELLS.index(cell)]) if d == OPEN]
 
 
-@gin.configurable
-class Magnitude:
-    """Choose by softmax(alpha) magnitude (spec §5.1): first argmax op, 2 strongest inputs."""
-
-    name = "magnitude"
-
-    def op_scores(self, net, cell, edge, ctx):
-        w = torch.softmax(net.alphas.detach()[CELLS.index(cell), edge], -1).tolist()
-        return [{"weight": w[k]} for k in range(len(w))]
-
-    def choose_op(self, net, cell, edge, scores):
-        cands = op_candidates(net, cell, edge)
-        best = cands[0]
-        for k in cands[1:]:
-            if scores[k]["weight"] > scores[best]["weight"]:  # strict: lowest index wins ties
-                best = k
-        return best
-
-    def keep_edges(self, net, cell, eids, ctx):
-        """The two inputs with the largest non-`none` softmax weight, stable on ties (spec §5.1)."""
-        w = torch.softmax(net.alphas.detach()[CELLS.index(cell)], -1).tolist()
-        strength = {e: max(w[e][k] for k in op_candidates(net, cell, e)) for e in eids}
-        kept = sorted(eids, key=lambda e: -strength[e])[:2]
-        return kept, [{"edge": e, "weight": strength[e]} for e in eids]
+def open_nodes(net, cell):
+    """Nodes with more than 2 inputs whose topology is not decided yet (spec §4.2)."""
+    dec = net.decisions()[CELLS.index(cell)]
+    return [n for n, eids in enumerate(node_edges())
+            if len(eids) > 2 and PRUNED not in [dec[e] for e in eids]]
 
 
-def genotype_from_decisions(net, order=None):
-    """The genotype the decision state encodes: per node its 2 fixed edges.
+def num_rounds(net):
+    """Decision rounds still needed: derived from the space and the decision state (spec §4.5)."""
+    return max(len(open_edges(net, c)) + len(open_nodes(net, c)) for c in CELLS)
 
-    Genes follow `order[(cell, node)]` when given (magnitude lists the stronger edge first,
-    as the classic parse does), else input order (what the parse of one-hot rows gives).
-    """
-    from spaces.genotype import Genotype
 
-    cells, order = [], order or {}
+def genotype_from_decisions(net, gene_order=None):
+    """The genotype the decision state encodes; `gene_order(cell, kept)` orders each node's genes."""
+    cells = []
     for c, cell in enumerate(CELLS):
         dec, genes = net.decisions()[c], []
-        for node, eids in enumerate(node_edges()):
+        for eids in node_edges():
             kept = [e for e in eids if dec[e] >= 0]
             if len(kept) != 2 or any(dec[e] == OPEN for e in eids):
                 raise RuntimeError(f"{cell} cell not fully decided: {dec}")
-            kept = order.get((cell, node), kept)
+            kept = gene_order(cell, kept) if gene_order else kept
             genes += [(net.space.ops(cell)[e][dec[e]], e - eids[0]) for e in kept]
         cells.append(tuple(genes))
     return Genotype(*cells)
 
 
+def decide(net, cell, criterion, ctx, rng):
+    """One decision for `cell`: an op on a random open edge, else a random open node's inputs."""
+    t0 = time.perf_counter()
+    edges = open_edges(net, cell)
+    if edges:
+        e = int(rng.choice(edges))
+        scores = criterion.op_scores(net, cell, e, ctx)
+        k = criterion.choose_op(net, cell, e, scores)
+        net.fix_edge(cell, e, k)
+        names = list(net.space.ops(cell)[e])
+        rec = {"kind": "op", "cell": cell, "where": e, "candidates": names,
+               "scores": scores, "chosen": names[k]}
+    else:
+        node = int(rng.choice(open_nodes(net, cell)))
+        eids = node_edges()[node]
+        kept, scores = criterion.keep_edges(net, cell, eids, ctx)
+        for e in eids:
+            if e not in kept:
+                net.prune_edge(cell, e)
+        rec = {"kind": "topology", "cell": cell, "where": node, "candidates": eids,
+               "scores": scores, "chosen": sorted(kept)}
+    rec["seconds"] = time.perf_counter() - t0
+    return rec
+
+
+def tune_epoch(net, method, opt, data, gen, train_idx, valid_idx, batch_size, grad_clip):
+    """One proper pass over the weight half; a fresh valid batch per alpha step (spec §4.3)."""
+    net.train()
+    meter = Meter()
+    for ti in shuffled_batches(train_idx, batch_size, gen):
+        train_step(net, method, opt, data, gen, ti, valid_idx, batch_size, grad_clip, meter)
+    return meter.result("tune")
+
+
 def selector_name():
     """'magnitude', 'pt' or 'pt-mag', from the bound criterion and tune epochs (spec §4.6)."""
     b = gin.get_bindings("select")
-    crit = getattr(b.get("criterion"), "selector", "magnitude")
-    tuned = b.get("tune_epochs", 0) > 0
+    crit = getattr(b.get("criterion"), "selector", "Magnitude")
     if "Magnitude" in crit:
-        return "pt-mag" if tuned else "magnitude"
+        return "pt-mag" if b.get("tune_epochs", 0) > 0 else "magnitude"
     return "pt"
 
 
-def _record(kind, cell, where, candidates, scores, chosen, seconds):
-    return {"kind": kind, "cell": cell, "where": where, "candidates": candidates,
-            "scores": scores, "chosen": chosen, "seconds": seconds}
+def source_run():
+    """The MLflow run whose trained supernet `select.from_run` names, or None."""
+    return gin.get_bindings("select").get("from_run")
 
 
-def decide_op(net, cell, edge, criterion, ctx):
-    """Operation decision on one edge: score the candidates, fix the chosen op."""
-    t0 = time.perf_counter()
-    scores = criterion.op_scores(net, cell, edge, ctx)
-    k = criterion.choose_op(net, cell, edge, scores)
-    net.fix_edge(cell, edge, k)
-    names = list(net.space.ops(cell)[edge])
-    return _record("op", cell, edge, names, scores, names[k], time.perf_counter() - t0)
+@gin.configurable(denylist=["net", "method", "data", "tracker", "gen", "seed", "ckpt_path"])
+def select(net, method, data, tracker, gen, seed, ckpt_path=None, criterion=gin.REQUIRED,
+           tune_epochs=5, tune_lr=0.0025, tune_momentum=0.9, tune_weight_decay=3e-4,
+           batch_size=64, grad_clip=5.0, train_portion=0.5, edge_order_seed=None,
+           from_run=None):
+    """Decide every edge and node of both cells; returns (genotype, decision records)."""
+    del from_run  # read by the experiment before search (see source_run)
+    # dedicated edge-order generator: same supernet + seed -> same order (spec §4.1, §9.10)
+    rng = np.random.RandomState(seed if edge_order_seed is None else edge_order_seed)
+    train_idx, valid_idx = data.search_halves(train_portion)
+    ctx = {"data": data, "gen": gen, "valid_idx": valid_idx}
+    # a fresh SGD at lr/10, never scheduled; alpha keeps its Adam state (spec §4.3, §9.7)
+    opt = torch.optim.SGD(net.weights(), tune_lr, momentum=tune_momentum,
+                          weight_decay=tune_weight_decay)
+    records, rounds = [], num_rounds(net)
+    for r in range(rounds):
+        new = [dict(decide(net, cell, criterion, ctx, rng), round=r) for cell in CELLS
+               if open_edges(net, cell) or open_nodes(net, cell)]
+        last = r == rounds - 1
+        for _ in range(tune_epochs + (1 if last and tune_epochs else 0)):
+            tune_epoch(net, method, opt, data, gen, train_idx, valid_idx, batch_size, grad_clip)
+        after = (evaluate(net, data, data.train_x[valid_idx], data.train_y[valid_idx])["eval_acc"]
+                 if tune_epochs else float("nan"))
+        geno = str(net.genotype())
+        for rec in new:
+            rec.update(valid_acc_after=after, genotype=geno, step=len(records))
+            records.append(rec)
+            log_decision(tracker, rec)
+        if ckpt_path:
+            checkpoint.save({"net": net.state_dict(), "method": method.state_dict(),
+                             "tune_opt": opt.state_dict(), "round": r + 1}, ckpt_path)
+    return genotype_from_decisions(net, lambda c, kept: criterion.gene_order(net, c, kept)), records
 
 
-def decide_node(net, cell, node, criterion, ctx):
-    """Topology decision on one node: keep 2 incoming edges, prune the rest."""
-    t0 = time.perf_counter()
-    eids = node_edges()[node]
-    kept, scores = criterion.keep_edges(net, cell, eids, ctx)
-    for e in eids:
-        if e not in kept:
-            net.prune_edge(cell, e)
-    return _record("topology", cell, node, eids, scores, list(kept), time.perf_counter() - t0)
+def log_decision(tracker, rec):
+    """Step metrics for one decision; the full record goes to the decisions table."""
+    m = {"select/seconds": rec["seconds"], "select/valid_acc_after": rec["valid_acc_after"],
+         "select/is_reduce": float(rec["cell"] == "reduce")}
+    if rec["kind"] == "op":
+        k = rec["candidates"].index(rec["chosen"])
+        for key, v in (rec["scores"][k] or {}).items():
+            m[f"select/chosen_{key}"] = v
+    tracker.metrics({k: v for k, v in m.items() if np.isfinite(v)}, step=rec["step"])
 
 
-@gin.configurable(denylist=["net", "method", "data", "tracker", "gen", "seed"])
-def select(net, method, data, tracker, gen, seed, criterion=gin.REQUIRED, tune_epochs=0):
-    """Decide every open edge then every node with >2 inputs; returns (genotype, records)."""
-    rng = np.random.RandomState(seed)  # dedicated edge-order generator (spec §4.1, §9.10)
-    ctx = {"data": data, "gen": gen}
-    records = []
-    for cell in CELLS:  # ops first; with 0 tune epochs order cannot matter
-        for e in range(len(net.space.normal)):
-            if net.decisions()[CELLS.index(cell)][e] == OPEN:
-                records.append(decide_op(net, cell, e, criterion, ctx))
-    order = {}
-    for cell in CELLS:
-        for node, eids in enumerate(node_edges()):
-            if PRUNED not in [net.decisions()[CELLS.index(cell)][e] for e in eids]:
-                rec = decide_node(net, cell, node, criterion, ctx)
-                order[(cell, node)] = rec["chosen"]
-                if len(eids) > 2:  # a 2-input node keeps both: nothing was decided
-                    records.append(rec)
-    del rng, tune_epochs
-    return genotype_from_decisions(net, order), records
+def records_table(records):
+    """One row per decision; candidate lists and scores as JSON strings pandas can read back."""
+    import json
+
+    rows = []
+    for r in records:
+        row = {k: r[k] for k in ("step", "round", "kind", "cell", "where", "chosen",
+                                 "valid_acc_after", "genotype", "seconds")}
+        row["chosen"] = json.dumps(r["chosen"])
+        row["candidates"] = json.dumps(r["candidates"])
+        row["scores"] = json.dumps(r["scores"])
+        if r["kind"] == "op":
+            for key in ("acc", "loss", "weight"):
+                vals = [s.get(key) if s else None for s in r["scores"]]
+                if any(v is not None for v in vals):
+                    row[f"masked_{key}" if key != "weight" else "weight"] = json.dumps(vals)
+        rows.append(row)
+    return rows
+
+
+

@@ -6,10 +6,26 @@ format (X: uint8 32x32x3xN, y: Nx1 with labels 1..10, where 10 means the digit 0
 
 Every image carries a learnable class signal: a class-dependent mean colour plus noise.
 """
+import glob
 import os
 import pickle
+from pathlib import Path
 
 import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+GIN_DIR = REPO_ROOT / "gin"
+TINY = GIN_DIR / "overrides" / "tiny.gin"
+
+
+def experiment_files():
+    """The experiment files: every .gin file at the top of gin/."""
+    return sorted(Path(p) for p in glob.glob(str(GIN_DIR / "*.gin")))
+
+
+def all_gin_files():
+    """Every .gin file anywhere under gin/."""
+    return sorted(Path(p) for p in glob.glob(str(GIN_DIR / "**" / "*.gin"), recursive=True))
 
 CIFAR10_LABELS = ["airplane", "automobile", "bird", "cat", "deer",
                   "dog", "frog", "horse", "ship", "truck"]

@@ -41,6 +41,16 @@ def _millions(n):
     return round(n / 1e6, 3)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny CPU convolutions: intra-op threading only adds overhead (and stalls badly when the
+    machine is shared), so run this module single-threaded and restore the setting after."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 # --------------------------------------------------------------------------------------------
 # reference import
 # --------------------------------------------------------------------------------------------
@@ -289,9 +299,16 @@ def _weight_count(net):
     return sum(p.numel() for p in net.weights())
 
 
-@pytest.mark.parametrize("name,millions", [("darts", 1.931), ("s2", 0.666)])
-def test_supernet_weight_count_spec_anchors(name, millions):
-    assert _millions(_weight_count(Supernet(get_space(name), C=16, layers=8))) == millions
+@pytest.mark.parametrize("name,exact,millions", [("darts", 1930618, 1.931), ("s2", 665466, 0.666)])
+def test_supernet_weight_count_spec_anchors(name, exact, millions):
+    """Spec §1.3 anchors. The exact counts equal the reference supernet's (checked against the
+    reference code below). The spec's S2 figure 0.666 M is 665,466 rounded half-up via 0.6655;
+    plain rounding of 665,466 gives 0.665, so that anchor is compared to within 0.6e-3 M."""
+    n = _weight_count(Supernet(get_space(name), C=16, layers=8))
+    assert n == exact
+    assert abs(n / 1e6 - millions) <= 0.6e-3
+    if name == "darts":
+        assert _millions(n) == millions
 
 
 @pytest.mark.parametrize("name", SPACE_NAMES)
@@ -317,7 +334,8 @@ def test_supernet_weight_count_equals_reference(ref, cpu_ref, name):
 def test_supernet_forward_shapes(name):
     torch.manual_seed(0)
     net = Supernet(get_space(name), C=16, layers=8, num_classes=10)
-    out = net(torch.randn(2, 3, 32, 32))
+    with torch.no_grad():
+        out = net(torch.randn(2, 3, 32, 32))
     assert out.shape == (2, 10)
     assert torch.isfinite(out).all()
 
@@ -326,14 +344,14 @@ def test_supernet_forward_shapes(name):
 def test_supernet_forward_matches_reference(ref, cpu_ref, name):
     """Same op weights and alphas -> same logits as the reference supernet (train-mode BN)."""
     torch.manual_seed(2)
-    theirs = _ref_supernet(ref, name, C=8, layers=5)
-    ours = Supernet(get_space(name), C=8, layers=5)
+    theirs = _ref_supernet(ref, name, C=6, layers=5)
+    ours = Supernet(get_space(name), C=6, layers=5)
     _copy_by_order(ours.weights(), theirs.parameters())
     with torch.no_grad():
         ours.alphas.normal_()
         theirs.alphas_normal.data.copy_(ours.alphas[0])
         theirs.alphas_reduce.data.copy_(ours.alphas[1])
-    x = torch.randn(2, 3, 32, 32)
+    x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         lo = ours(x)
         lt = theirs(x)

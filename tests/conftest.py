@@ -1,0 +1,61 @@
+"""Shared fixtures: tiny on-disk datasets, an isolated MLflow sqlite store per test."""
+import shutil
+
+import pytest
+import torch
+
+import fixtures
+
+# Two OpenMP threads on a 2-core machine that also runs other processes spin against each
+# other: a tiny supernet step then takes seconds instead of tens of milliseconds. One thread
+# changes speed only, not results.
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tiny_datasets(tmp_path_factory):
+    """CIFAR-10, CIFAR-100 and SVHN in their official formats under one folder.
+
+    Returns (root, written) where written[name][split] = (images NCHW uint8, labels).
+    The folder is not called `data`: see test_e2e.test_data_folder_on_sys_path_* for why.
+    """
+    root = tmp_path_factory.mktemp("datasets")
+    return root, fixtures.write_all(str(root))
+
+
+@pytest.fixture(scope="session")
+def data_root(tiny_datasets):
+    return tiny_datasets[0]
+
+
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory):
+    """An initialised (empty) MLflow sqlite database: creating the schema takes seconds,
+    copying the file takes milliseconds."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow_template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments(max_results=1)
+    return path
+
+
+@pytest.fixture
+def tracking(tmp_path, monkeypatch, mlflow_template):
+    """Run in tmp_path with its own sqlite tracking store; returns an MlflowClient on it."""
+    from mlflow.tracking import MlflowClient
+
+    db = tmp_path / "mlflow.db"
+    shutil.copy(mlflow_template, db)
+    uri = f"sqlite:///{db}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    return MlflowClient(tracking_uri=uri)
+
+
+@pytest.fixture
+def clean_gin():
+    """Leave no parsed gin config behind for other tests (gin state is process-global)."""
+    import gin
+
+    yield
+    gin.clear_config()

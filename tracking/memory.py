@@ -1,0 +1,23 @@
+"""In-memory tracker with the Tracker interface, for unit tests of single functions only."""
+
+
+class MemoryTracker:
+    def __init__(self):
+        self.run_id = "memory"
+        self.logged_metrics, self.logged_params, self.logged_tags, self.texts = [], {}, {}, {}
+
+    def metrics(self, values, step):
+        self.logged_metrics.append((step, dict(values)))
+
+    def params(self, params):
+        self.logged_params.update(params)
+
+    def tags(self, tags):
+        self.logged_tags.update(tags)
+
+    def text(self, text, name):
+        self.texts[name] = text
+
+    def history(self, key):
+        """[(step, value)] of one metric, in logging order."""
+        return [(s, m[key]) for s, m in self.logged_metrics if key in m]
