@@ -69,6 +69,8 @@ def search(net, method, data, tracker, gen, ckpt_path, epochs=50, batch_size=64,
         print(f"search {epoch + 1}/{epochs}  train_acc {metrics['train_acc']:.2f}  "
               f"valid_acc {metrics.get('valid_acc', float('nan')):.2f}  "
               f"{metrics['seconds']:.1f}s  {geno}", flush=True)
-        checkpoint.save({"epoch": epoch + 1, "net": net.state_dict(), "w_opt": w_opt.state_dict(),
-                         "sched": sched.state_dict(), "method": method.state_dict()}, ckpt_path)
+        if ckpt_path:
+            checkpoint.save({"epoch": epoch + 1, "net": net.state_dict(), "w_opt": w_opt.state_dict(),
+                             "sched": sched.state_dict(), "method": method.state_dict()},
+                            ckpt_path)
     return np.stack(alphas) if alphas else np.zeros((0,) + tuple(net.alphas.shape))

@@ -87,9 +87,8 @@ def tune_epoch(net, method, opt, data, gen, train_idx, valid_idx, batch_size, gr
 
 def selector_name():
     """'magnitude', 'pt' or 'pt-mag', from the bound criterion and tune epochs (spec §4.6)."""
-    b = gin.get_bindings("select")
-    crit = getattr(b.get("criterion"), "selector", "Magnitude")
-    if "Magnitude" in crit:
+    b = gin.get_bindings("select")  # evaluates @Criterion() into an instance
+    if getattr(b.get("criterion"), "name", "magnitude") == "magnitude":
         return "pt-mag" if b.get("tune_epochs", 0) > 0 else "magnitude"
     return "pt"
 
