@@ -51,12 +51,17 @@ def genotype_from_decisions(net, gene_order=None):
     return Genotype(*cells)
 
 
+def pick(items, rng):
+    """Next edge or node: uniform from the dedicated generator ('random'), or the lowest ('fixed')."""
+    return int(rng.choice(items)) if rng is not None else items[0]
+
+
 def decide(net, cell, criterion, ctx, rng):
-    """One decision for `cell`: an op on a random open edge, else a random open node's inputs."""
+    """One decision for `cell`: an op on an open edge, else the inputs of an open node."""
     t0 = time.perf_counter()
     edges = open_edges(net, cell)
     if edges:
-        e = int(rng.choice(edges))
+        e = pick(edges, rng)
         scores = criterion.op_scores(net, cell, e, ctx)
         k = criterion.choose_op(net, cell, e, scores)
         net.fix_edge(cell, e, k)
@@ -64,7 +69,7 @@ def decide(net, cell, criterion, ctx, rng):
         rec = {"kind": "op", "cell": cell, "where": e, "candidates": names,
                "scores": scores, "chosen": names[k]}
     else:
-        node = int(rng.choice(open_nodes(net, cell)))
+        node = pick(open_nodes(net, cell), rng)
         eids = node_edges()[node]
         kept, scores = criterion.keep_edges(net, cell, eids, ctx)
         for e in eids:
@@ -101,12 +106,16 @@ def source_run():
 @gin.configurable(denylist=["net", "method", "data", "tracker", "gen", "seed", "ckpt_path"])
 def select(net, method, data, tracker, gen, seed, ckpt_path=None, criterion=gin.REQUIRED,
            tune_epochs=5, tune_lr=0.0025, tune_momentum=0.9, tune_weight_decay=3e-4,
-           batch_size=64, grad_clip=5.0, train_portion=0.5, edge_order_seed=None,
-           from_run=None):
+           batch_size=64, grad_clip=5.0, train_portion=0.5, edge_order="random",
+           edge_order_seed=None, from_run=None):
     """Decide every edge and node of both cells; returns (genotype, decision records)."""
     del from_run  # read by the experiment before search (see source_run)
+    if edge_order not in ("random", "fixed"):
+        raise ValueError(f"select.edge_order must be 'random' or 'fixed', not {edge_order!r}")
     # dedicated edge-order generator: same supernet + seed -> same order (spec §4.1, §9.10)
-    rng = np.random.RandomState(seed if edge_order_seed is None else edge_order_seed)
+    order_seed = seed if edge_order_seed is None else edge_order_seed
+    rng = np.random.RandomState(order_seed) if edge_order == "random" else None
+    tracker.tags({"edge_order": edge_order, "edge_order_seed": order_seed})
     train_idx, valid_idx = data.search_halves(train_portion)
     ctx = {"data": data, "gen": gen, "valid_idx": valid_idx}
     # a fresh SGD at lr/10, never scheduled; alpha keeps its Adam state (spec §4.3, §9.7)
