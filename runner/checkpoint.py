@@ -30,3 +30,10 @@ def load(path, map_location="cpu"):
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any failure to read is the file's fault
         raise CheckpointError(f"checkpoint {path} unreadable: {str(e).splitlines()[0]}") from e
+
+
+def last_good(path):
+    """Words naming the checkpoint a failed run leaves behind."""
+    if path and os.path.exists(path):
+        return f"last good checkpoint: {path}"
+    return "no checkpoint written yet"

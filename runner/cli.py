@@ -3,6 +3,7 @@ import argparse
 import glob
 import logging
 import os
+import signal
 import sys
 
 REPO_GIN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin")
@@ -20,6 +21,8 @@ def parser():
                    help="gin file (repeatable; later files override earlier ones)")
     p.add_argument("--bind", action="append", default=[], metavar="BINDING",
                    help="gin binding, e.g. 'search.epochs = 10' (repeatable, applied last)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the newest unfinished run of the same name from its checkpoint")
     p.add_argument("--list", action="store_true", help="list the experiment files and exit")
     p.add_argument("--traceback", action="store_true", help="show the full traceback on errors")
     return p
@@ -59,8 +62,11 @@ def parse_config(files, bindings):
     from runner import experiment  # noqa: F401  (registers every configurable first)
 
     gin.clear_config()
-    for path in [REPO_GIN] + [gin_root(f) for f in files]:
-        gin.add_config_file_search_path(path)
+    # gin probes the working folder first, and a folder there that shadows an include's first
+    # component (e.g. the data folder `data/`) breaks its package-resource probe: search the
+    # gin roots first and the working folder last (gin has no public way to order prefixes)
+    roots = [gin_root(f) for f in files] + [REPO_GIN]
+    gin.config._LOCATION_PREFIXES[:] = list(dict.fromkeys(roots)) + [""]
     for path in files:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"gin file not found: {path}")
@@ -85,9 +91,11 @@ def main(argv=None):
         parse_config(args.gin, args.bind)
         from runner.experiment import run
 
-        summary = run(gin_files=args.gin, bindings=args.bind)
+        signal.signal(signal.SIGTERM, _terminate)  # preemption: mark the run KILLED
+        summary = run(gin_files=args.gin, bindings=args.bind, resume=args.resume)
     except KeyboardInterrupt:
-        print("runner: interrupted; the MLflow run is marked KILLED", file=sys.stderr)
+        print("runner: interrupted; the MLflow run is marked KILLED and its checkpoints kept; "
+              "continue it with --resume", file=sys.stderr)
         return 130
     except Exception as e:  # noqa: BLE001 - one line per failure, full trace on request
         if args.traceback:
@@ -96,6 +104,10 @@ def main(argv=None):
         return 2
     print_summary(summary)
     return 0
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def print_summary(s):

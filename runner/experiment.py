@@ -66,14 +66,14 @@ def log_selection(tracker, records, genotype, num_classes):
     tracker.text(genotype.to_json(), "genotype.json")
     tracker.text(str(genotype) + "\n", "genotype.txt")
     tracker.tags({"genotype": str(genotype)})
-    tracker.metrics({"genotype/param_size_M": param_size(genotype, num_classes=num_classes) / 1e6,
-                     "genotype/skip_count": genotype.count("skip_connect")}, step=0)
+    tracker.ensure_logged({"genotype/param_size_M": param_size(genotype, num_classes=num_classes)
+                           / 1e6, "genotype/skip_count": genotype.count("skip_connect")}, step=0)
 
 
-def train_supernet(tracker, net, method, data, gen, out):
+def train_supernet(tracker, net, method, data, gen, out, resume=None):
     """Search, then log the alphas per epoch and the supernet checkpoint as artifacts."""
     ckpt = os.path.join(out, "search.pt")
-    alphas = search(net, method, data, tracker, gen, ckpt)
+    alphas = search(net, method, data, tracker, gen, ckpt, resume=resume)
     alpha_path = os.path.join(out, "alphas.npz")
     np.savez_compressed(alpha_path, alphas=alphas, cells=np.array(["normal", "reduce"]))
     tracker.artifact(alpha_path, "search")
@@ -98,50 +98,76 @@ def load_supernet(tracker, run_id, net, method, out, device):
     tracker.tags({"selected_from_run": run_id})
 
 
-@gin.configurable(denylist=["gin_files", "bindings"])
-def run(gin_files=(), bindings=(), experiment_name=gin.REQUIRED, space=gin.REQUIRED,
-        method=gin.REQUIRED, seed=2, device="auto", output_dir="outputs", do_retrain=True):
-    """Search, select and retrain as the gin files say; returns a summary dict."""
+def set_deterministic(on):
+    """Deterministic kernels and no cudnn autotuning (the reference leaves benchmark on, §9.10)."""
+    if on:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it
+    torch.use_deterministic_algorithms(on)
+    torch.backends.cudnn.benchmark = not on
+    torch.backends.cudnn.deterministic = on
+
+
+@gin.configurable(denylist=["gin_files", "bindings", "resume"])
+def run(gin_files=(), bindings=(), resume=False, experiment_name=gin.REQUIRED,
+        space=gin.REQUIRED, method=gin.REQUIRED, seed=2, device="auto", output_dir="outputs",
+        do_retrain=True, deterministic=False):
+    """Search, select and retrain as the gin files say; returns a summary dict.
+
+    With `resume`, the newest unfinished run of the same name continues in place from its
+    last checkpoint (epoch boundary or PT round).
+    """
     device = pick_device(device)
     space = get_space(space)
+    set_deterministic(deterministic)
     tracker = Tracker()
     tracker.check()  # fail before any training when the backend is unreachable
     data = dataset(device=device)
     seed_everything(seed)
     gen = torch.Generator(device).manual_seed(seed)
     method = method()
+    name = f"{experiment_name}-seed{seed}"
     tags = {"space": space.name, "method": method.name, "selector": selector_name(),
-            "dataset": data.name, "seed": seed, "git_commit": git_commit(), "device": str(device)}
-    with tracker.run(experiment_name, run_name=f"{experiment_name}-seed{seed}", tags=tags,
-                     parent_run_id=source_run()):
+            "dataset": data.name, "seed": seed, "git_commit": git_commit(), "device": str(device),
+            "deterministic": deterministic}
+    reopen = tracker.find_unfinished(experiment_name, name) if resume else None
+    with tracker.run(experiment_name, run_name=name, tags=tags, parent_run_id=source_run(),
+                     run_id=reopen):
         try:
             return _run(tracker, gin_files, bindings, space, method, data, gen, seed, device,
-                        output_dir, do_retrain)
+                        os.path.join(output_dir, tracker.run_id), do_retrain)
         finally:
             tracker.text(gin.operative_config_str(), "config/operative.gin")
 
 
-def _run(tracker, gin_files, bindings, space, method, data, gen, seed, device, output_dir,
-         do_retrain):
+def saved(out, phase):
+    """The checkpoint a killed run left for `phase`, or None."""
+    path = os.path.join(out, f"{phase}.pt")
+    return checkpoint.load(path) if os.path.exists(path) else None
+
+
+def _run(tracker, gin_files, bindings, space, method, data, gen, seed, device, out, do_retrain):
     log_config(tracker, gin_files, bindings)
-    out = os.path.join(output_dir, tracker.run_id)
     net = supernet(space, data.num_classes, data.in_channels).to(device)
-    parent = source_run()
-    if parent:
+    parent, select_state = source_run(), saved(out, "select")
+    if select_state is not None:
+        method.setup(net)  # the selection checkpoint holds the supernet and alpha optimiser
+    elif parent:
         load_supernet(tracker, parent, net, method, out, device)
     else:
-        train_supernet(tracker, net, method, data, gen, out)
-    # selection draws from freshly seeded RNGs, so that selecting again from this run's
-    # checkpoint (`select.from_run`) replays the same batches and decisions
-    seed_everything(seed)
-    gen.manual_seed(seed)
+        train_supernet(tracker, net, method, data, gen, out, saved(out, "search"))
+    if select_state is None:
+        # selection draws from freshly seeded RNGs, so that selecting again from this run's
+        # checkpoint (`select.from_run`) replays the same batches and decisions
+        seed_everything(seed)
+        gen.manual_seed(seed)
     genotype, records = select(net, method, data, tracker, gen, seed,
-                               ckpt_path=os.path.join(out, "select.pt"))
+                               ckpt_path=os.path.join(out, "select.pt"), resume=select_state)
     log_selection(tracker, records, genotype, data.num_classes)
     summary = {"run_id": tracker.run_id, "genotype": genotype}
     if do_retrain:
-        result = retrain(genotype, data, tracker, gen, device)
-        tracker.metrics({"test_error": result["test_error"], "test_acc": result["test_acc"]},
-                        step=0)
+        result = retrain(genotype, data, tracker, gen, device,
+                         ckpt_path=os.path.join(out, "retrain.pt"), resume=saved(out, "retrain"))
+        tracker.ensure_logged({"test_error": result["test_error"], "test_acc": result["test_acc"]},
+                              step=0)
         summary.update(result)
     return summary

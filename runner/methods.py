@@ -30,6 +30,17 @@ class Darts:
     def load_state_dict(self, state):
         self.arch_opt.load_state_dict(state["arch_opt"])
 
+    # hooks the loops call; DARTS needs none of them (SDARTS and SGAS do)
+    def batch_size(self, epoch, batch_size):
+        """Search batch size for `epoch`."""
+        return batch_size
+
+    def begin_epoch(self, net, epoch, epochs, phase):
+        """Called before each epoch; phase is 'search' or 'tune' (PT fine-tuning)."""
+
+    def end_epoch(self, net, epoch, phase):
+        """Called after each epoch's training, before its metrics."""
+
     def arch_step(self, net, xv, yv):
         """Alpha update on the valid batch; the weight grads it fills are zeroed afterwards."""
         if not self.update_alphas:

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from runner import checkpoint, rng
 from runner.loops import Meter, evaluate, shuffled_batches
 from spaces.network import EvalNetwork, count_params
 
@@ -29,34 +30,50 @@ def train_epoch(net, opt, data, gen, batch_size, grad_clip, aux_weight, cutout):
     return meter.result("train")
 
 
-@gin.configurable(denylist=["genotype", "data", "tracker", "gen", "device"])
-def retrain(genotype, data, tracker, gen, device, C=36, layers=20, epochs=600, batch_size=96,
-            lr=0.025, momentum=0.9, weight_decay=3e-4, grad_clip=5.0, auxiliary_weight=0.4,
-            drop_path_prob=0.2, cutout=16):
-    """Train the eval network on the full train split; the test split is only reported."""
+@gin.configurable(denylist=["genotype", "data", "tracker", "gen", "device", "ckpt_path",
+                            "resume"])
+def retrain(genotype, data, tracker, gen, device, ckpt_path=None, resume=None, C=36, layers=20,
+            epochs=600, batch_size=96, lr=0.025, momentum=0.9, weight_decay=3e-4, grad_clip=5.0,
+            auxiliary_weight=0.4, drop_path_prob=0.2, cutout=16):
+    """Train the eval network on the full train split; the test split is only reported.
+
+    A checkpoint is written every epoch, before that epoch's metrics are logged.
+    """
     net = EvalNetwork(genotype, C, layers, data.num_classes, auxiliary=auxiliary_weight > 0,
                       in_channels=data.in_channels).to(device)
     params = count_params(net)
-    tracker.metrics({"retrain/params_M": params / 1e6}, step=0)
     opt = torch.optim.SGD(net.parameters(), lr, momentum=momentum, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs, eta_min=0.0)  # to 0 (§6.1)
-    best = 0.0
-    test = {"eval_acc": float("nan")}
-    for epoch in range(epochs):
+    start, best, test = 0, 0.0, {"eval_acc": float("nan")}
+    if resume is not None:
+        net.load_state_dict(resume["net"])
+        opt.load_state_dict(resume["opt"])
+        sched.load_state_dict(resume["sched"])
+        rng.restore(resume["rng"], gen)
+        start, best, test = resume["epoch"], resume["best"], resume["test"]
+        tracker.ensure_logged(resume["metrics"], step=start - 1)
+    tracker.ensure_logged({"retrain/params_M": params / 1e6}, step=0)
+    for epoch in range(start, epochs):
         t0 = time.perf_counter()
         net.drop_path_prob = drop_path_prob * epoch / epochs  # linear ramp from 0 (spec §6.1)
         metrics = train_epoch(net, opt, data, gen, batch_size, grad_clip, auxiliary_weight, cutout)
         if not np.isfinite(metrics["train_loss"]):
-            raise FloatingPointError(f"non-finite retrain loss in epoch {epoch}")
+            raise FloatingPointError(f"non-finite retrain loss in epoch {epoch}; "
+                                     f"{checkpoint.last_good(ckpt_path)}")
         metrics["lr"] = sched.get_last_lr()[0]
         sched.step()
         test = evaluate(net, data, data.test_x, data.test_y)
         best = max(best, test["eval_acc"])
         metrics.update(test_acc=test["eval_acc"], test_loss=test["eval_loss"],
                        best_test_acc=best, seconds=time.perf_counter() - t0)
-        tracker.metrics({f"retrain/{k}": v for k, v in metrics.items()}, step=epoch)
-        print(f"retrain {epoch + 1}/{epochs}  train_acc {metrics['train_acc']:.2f}  "
-              f"test_acc {test['eval_acc']:.2f}  {metrics['seconds']:.1f}s", flush=True)
+        metrics = {f"retrain/{k}": v for k, v in metrics.items()}
+        if ckpt_path:
+            checkpoint.save({"epoch": epoch + 1, "net": net.state_dict(), "opt": opt.state_dict(),
+                             "sched": sched.state_dict(), "rng": rng.capture(gen), "best": best,
+                             "test": test, "metrics": metrics}, ckpt_path)
+        tracker.metrics(metrics, step=epoch)
+        print(f"retrain {epoch + 1}/{epochs}  train_acc {metrics['retrain/train_acc']:.2f}  "
+              f"test_acc {test['eval_acc']:.2f}  {metrics['retrain/seconds']:.1f}s", flush=True)
     # the headline is the final-epoch test error, never the best epoch (spec §9.18)
     return {"test_acc": test["eval_acc"], "test_error": 100.0 - test["eval_acc"],
             "best_test_acc": best, "params": params}

@@ -5,7 +5,7 @@ import gin
 import numpy as np
 import torch
 
-from runner import checkpoint
+from runner import checkpoint, rng
 from runner.loops import Meter, evaluate, sample_batch, shuffled_batches
 
 
@@ -38,39 +38,61 @@ def epoch_metrics(net, data, valid_idx, meter, lr, seconds, images, eval_valid):
     return out, geno
 
 
-@gin.configurable(denylist=["net", "method", "data", "tracker", "gen", "ckpt_path"])
-def search(net, method, data, tracker, gen, ckpt_path, epochs=50, batch_size=64, lr=0.025,
-           lr_min=0.001, momentum=0.9, weight_decay=3e-4, grad_clip=5.0, train_portion=0.5,
-           sample_with_replacement=True, eval_valid=True):
-    """Train the supernet for `epochs`; returns the per-epoch alphas, shape [epochs, 2, 14, K]."""
+def resume_from(state, net, w_opt, sched, method, gen, tracker):
+    """Load a search checkpoint; re-log its epoch's metrics if the kill came before they were."""
+    net.load_state_dict(state["net"])
+    w_opt.load_state_dict(state["w_opt"])
+    sched.load_state_dict(state["sched"])
+    method.load_state_dict(state["method"])
+    rng.restore(state["rng"], gen)
+    tracker.ensure_logged(state["metrics"], step=state["epoch"] - 1)
+    return state["epoch"], list(state["alphas"].numpy())
+
+
+@gin.configurable(denylist=["net", "method", "data", "tracker", "gen", "ckpt_path", "resume"])
+def search(net, method, data, tracker, gen, ckpt_path, resume=None, epochs=50, batch_size=64,
+           lr=0.025, lr_min=0.001, momentum=0.9, weight_decay=3e-4, grad_clip=5.0,
+           train_portion=0.5, sample_with_replacement=True, eval_valid=True):
+    """Train the supernet for `epochs`; returns the per-epoch alphas, shape [epochs, 2, 14, K].
+
+    A checkpoint is written at every epoch boundary, before that epoch's metrics are logged;
+    `resume` is such a checkpoint to continue from.
+    """
     w_opt = torch.optim.SGD(net.weights(), lr, momentum=momentum, weight_decay=weight_decay)
     # cosine to lr_min over `epochs`, stepped after each epoch: epoch 0 runs at lr (spec §3.1)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, epochs, eta_min=lr_min)
     method.setup(net)
     train_idx, valid_idx = data.search_halves(train_portion)
-    steps = -(-train_idx.numel() // batch_size)  # len(train_loader)
-    alphas = []
-    for epoch in range(epochs):
+    start, alphas = 0, []
+    if resume is not None:
+        start, alphas = resume_from(resume, net, w_opt, sched, method, gen, tracker)
+    for epoch in range(start, epochs):
         t0, meter, cur_lr = time.perf_counter(), Meter(), sched.get_last_lr()[0]
+        bs = method.batch_size(epoch, batch_size)  # SGAS grows it after each decision
+        method.begin_epoch(net, epoch, epochs, "search")
         net.train()
-        order = None if sample_with_replacement else shuffled_batches(train_idx, batch_size, gen)
-        for s in range(steps):
+        order = None if sample_with_replacement else shuffled_batches(train_idx, bs, gen)
+        for s in range(-(-train_idx.numel() // bs)):  # len(train_loader) steps
             # the reference draws a fresh batch per step from a new iterator (spec §3.1, §9.11)
-            ti = sample_batch(train_idx, batch_size, gen) if order is None else order[s]
-            train_step(net, method, w_opt, data, gen, ti, valid_idx, batch_size, grad_clip, meter)
+            ti = sample_batch(train_idx, bs, gen) if order is None else order[s]
+            train_step(net, method, w_opt, data, gen, ti, valid_idx, bs, grad_clip, meter)
         sched.step()
         if not np.isfinite(float(meter.loss)):
             raise FloatingPointError(f"non-finite search loss in epoch {epoch}; "
-                                     f"last good checkpoint: {ckpt_path}")
+                                     f"{checkpoint.last_good(ckpt_path)}")
+        method.end_epoch(net, epoch, "search")
         metrics, geno = epoch_metrics(net, data, valid_idx, meter, cur_lr,
                                       time.perf_counter() - t0, meter.n, eval_valid)
+        metrics = {f"search/{k}": v for k, v in metrics.items()}
         alphas.append(net.alphas.detach().cpu().numpy().copy())
-        tracker.metrics({f"search/{k}": v for k, v in metrics.items()}, step=epoch)
-        print(f"search {epoch + 1}/{epochs}  train_acc {metrics['train_acc']:.2f}  "
-              f"valid_acc {metrics.get('valid_acc', float('nan')):.2f}  "
-              f"{metrics['seconds']:.1f}s  {geno}", flush=True)
         if ckpt_path:
-            checkpoint.save({"epoch": epoch + 1, "net": net.state_dict(), "w_opt": w_opt.state_dict(),
-                             "sched": sched.state_dict(), "method": method.state_dict()},
+            checkpoint.save({"epoch": epoch + 1, "net": net.state_dict(),
+                             "w_opt": w_opt.state_dict(), "sched": sched.state_dict(),
+                             "method": method.state_dict(), "rng": rng.capture(gen),
+                             "alphas": torch.from_numpy(np.stack(alphas)), "metrics": metrics},
                             ckpt_path)
+        tracker.metrics(metrics, step=epoch)
+        print(f"search {epoch + 1}/{epochs}  train_acc {metrics['search/train_acc']:.2f}  "
+              f"valid_acc {metrics.get('search/valid_acc', float('nan')):.2f}  "
+              f"{metrics['search/seconds']:.1f}s  {geno}", flush=True)
     return np.stack(alphas) if alphas else np.zeros((0,) + tuple(net.alphas.shape))

@@ -11,7 +11,7 @@ import gin
 import numpy as np
 import torch
 
-from runner import checkpoint
+from runner import checkpoint, rng
 from runner.criteria import Magnitude, Perturbation  # noqa: F401  (gin configurables)
 from runner.loops import Meter, evaluate, shuffled_batches
 from runner.search import train_step
@@ -103,45 +103,70 @@ def source_run():
     return gin.get_bindings("select").get("from_run")
 
 
-@gin.configurable(denylist=["net", "method", "data", "tracker", "gen", "seed", "ckpt_path"])
-def select(net, method, data, tracker, gen, seed, ckpt_path=None, criterion=gin.REQUIRED,
-           tune_epochs=5, tune_lr=0.0025, tune_momentum=0.9, tune_weight_decay=3e-4,
-           batch_size=64, grad_clip=5.0, train_portion=0.5, edge_order="random",
-           edge_order_seed=None, from_run=None):
-    """Decide every edge and node of both cells; returns (genotype, decision records)."""
+@gin.configurable(denylist=["net", "method", "data", "tracker", "gen", "seed", "ckpt_path",
+                            "resume"])
+def select(net, method, data, tracker, gen, seed, ckpt_path=None, resume=None,
+           criterion=gin.REQUIRED, tune_epochs=5, tune_lr=0.0025, tune_momentum=0.9,
+           tune_weight_decay=3e-4, batch_size=64, grad_clip=5.0, train_portion=0.5,
+           edge_order="random", edge_order_seed=None, from_run=None):
+    """Decide every edge and node of both cells; returns (genotype, decision records).
+
+    A checkpoint is written after every round, before its decisions are logged; `resume` is
+    such a checkpoint to continue from.
+    """
     del from_run  # read by the experiment before search (see source_run)
     if edge_order not in ("random", "fixed"):
         raise ValueError(f"select.edge_order must be 'random' or 'fixed', not {edge_order!r}")
     # dedicated edge-order generator: same supernet + seed -> same order (spec §4.1, §9.10)
     order_seed = seed if edge_order_seed is None else edge_order_seed
-    rng = np.random.RandomState(order_seed) if edge_order == "random" else None
+    order_rng = np.random.RandomState(order_seed) if edge_order == "random" else None
     tracker.tags({"edge_order": edge_order, "edge_order_seed": order_seed})
     train_idx, valid_idx = data.search_halves(train_portion)
     ctx = {"data": data, "gen": gen, "valid_idx": valid_idx}
     # a fresh SGD at lr/10, never scheduled; alpha keeps its Adam state (spec §4.3, §9.7)
     opt = torch.optim.SGD(net.weights(), tune_lr, momentum=tune_momentum,
                           weight_decay=tune_weight_decay)
-    records, rounds = [], num_rounds(net)
-    for r in range(rounds):
-        new = [dict(decide(net, cell, criterion, ctx, rng), round=r) for cell in CELLS
+    records, start = [], 0
+    if resume is not None:
+        records, start = resume_from(resume, net, method, opt, gen, order_rng, tracker)
+    rounds = start + num_rounds(net)
+    total_tune = tune_epochs * rounds + (1 if tune_epochs else 0)
+    for r in range(start, rounds):
+        new = [dict(decide(net, cell, criterion, ctx, order_rng), round=r) for cell in CELLS
                if open_edges(net, cell) or open_nodes(net, cell)]
-        last = r == rounds - 1
-        for _ in range(tune_epochs + (1 if last and tune_epochs else 0)):
+        for t in range(tune_epochs + (1 if r == rounds - 1 and tune_epochs else 0)):
+            method.begin_epoch(net, r * tune_epochs + t, total_tune, "tune")
             tune_epoch(net, method, opt, data, gen, train_idx, valid_idx, batch_size, grad_clip)
+            method.end_epoch(net, r * tune_epochs + t, "tune")
         after = (evaluate(net, data, data.train_x[valid_idx], data.train_y[valid_idx])["eval_acc"]
                  if tune_epochs else float("nan"))
         geno = str(net.genotype())
         for rec in new:
             rec.update(valid_acc_after=after, genotype=geno, step=len(records))
             records.append(rec)
-            log_decision(tracker, rec)
         if ckpt_path:
             checkpoint.save({"net": net.state_dict(), "method": method.state_dict(),
-                             "tune_opt": opt.state_dict(), "round": r + 1}, ckpt_path)
+                             "tune_opt": opt.state_dict(), "round": r + 1, "records": records,
+                             "rng": rng.capture(gen, order_rng)}, ckpt_path)
+        for rec in new:
+            tracker.metrics(decision_metrics(rec), step=rec["step"])
     return genotype_from_decisions(net, lambda c, kept: criterion.gene_order(net, c, kept)), records
 
 
-def log_decision(tracker, rec):
+def resume_from(state, net, method, opt, gen, order_rng, tracker):
+    """Load a selection checkpoint; re-log the last round's decisions if they were not."""
+    net.load_state_dict(state["net"])
+    method.load_state_dict(state["method"])
+    opt.load_state_dict(state["tune_opt"])
+    rng.restore(state["rng"], gen, order_rng)
+    records = list(state["records"])
+    for rec in records:
+        if rec["round"] == state["round"] - 1:
+            tracker.ensure_logged(decision_metrics(rec), step=rec["step"])
+    return records, state["round"]
+
+
+def decision_metrics(rec):
     """Step metrics for one decision; the full record goes to the decisions table."""
     m = {"select/seconds": rec["seconds"], "select/valid_acc_after": rec["valid_acc_after"],
          "select/is_reduce": float(rec["cell"] == "reduce")}
@@ -149,7 +174,7 @@ def log_decision(tracker, rec):
         k = rec["candidates"].index(rec["chosen"])
         for key, v in (rec["scores"][k] or {}).items():
             m[f"select/chosen_{key}"] = v
-    tracker.metrics({k: v for k, v in m.items() if np.isfinite(v)}, step=rec["step"])
+    return {k: v for k, v in m.items() if np.isfinite(v)}
 
 
 def records_table(records):

@@ -130,6 +130,6 @@ def write_svhn(root, n_train=N_TRAIN, n_test=N_TEST, seed=20):
 
 
 def write_all(root):
-    """All three datasets under one folder; returns {'cifar10': ..., 'cifar100': ..., 'svhn': ...}."""
+    """All three datasets under one folder; returns {name: what write_<name> returned}."""
     return {"cifar10": write_cifar10(root), "cifar100": write_cifar100(root),
             "svhn": write_svhn(root)}

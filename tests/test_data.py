@@ -143,10 +143,6 @@ def test_unknown_dataset_name():
         dataset(name="imagenet")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG runner/data.py dataset(): with verify_md5=False a damaged file raises EOFError / "
-    "pickle.UnpicklingError / scipy MatReadError instead of DataError (the except tuple "
-    "(OSError, RuntimeError, ValueError, KeyError) misses them)"))
 @pytest.mark.parametrize("name,victim", [("cifar10", "cifar-10-batches-py/data_batch_1"),
                                          ("svhn", "svhn/train_32x32.mat")])
 def test_damaged_file_is_a_data_error(tmp_path, data_root, name, victim):

@@ -9,6 +9,10 @@ class MemoryTracker:
     def metrics(self, values, step):
         self.logged_metrics.append((step, dict(values)))
 
+    def ensure_logged(self, values, step):
+        if (step, dict(values)) not in self.logged_metrics:
+            self.metrics(values, step)
+
     def params(self, params):
         self.logged_params.update(params)
 

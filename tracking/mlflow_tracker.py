@@ -39,14 +39,32 @@ class Tracker:
         exp = self.client.get_experiment_by_name(name)
         return exp.experiment_id if exp else self.client.create_experiment(name)
 
+    def find_unfinished(self, experiment, run_name):
+        """Newest run of that name not FINISHED (killed, failed or still marked running)."""
+        exp = self.client.get_experiment_by_name(experiment)
+        if exp is None:
+            return None
+        runs = self.client.search_runs(
+            [exp.experiment_id], f"tags.`mlflow.runName` = '{run_name}' "
+            "and attributes.status != 'FINISHED'", order_by=["attributes.start_time DESC"],
+            max_results=1)
+        return runs[0].info.run_id if runs else None
+
     @contextmanager
-    def run(self, experiment, run_name=None, tags=None, parent_run_id=None):
-        """Open a run; mark it FINISHED, FAILED on an exception, KILLED on Ctrl-C."""
+    def run(self, experiment, run_name=None, tags=None, parent_run_id=None, run_id=None):
+        """Open (or with `run_id` reopen) a run; mark it FINISHED, FAILED on an exception,
+        KILLED on Ctrl-C or SIGTERM."""
         tags = dict(tags or {})
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id
-        run = self.client.create_run(self.experiment_id(experiment), run_name=run_name, tags=tags)
-        self.run_id = run.info.run_id
+        if run_id:
+            self.client.update_run(run_id, status="RUNNING")
+            self.run_id = run_id
+            self.tags(tags)
+        else:
+            run = self.client.create_run(self.experiment_id(experiment), run_name=run_name,
+                                         tags=tags)
+            self.run_id = run.info.run_id
         status = "FAILED"
         try:
             yield self
@@ -72,6 +90,14 @@ class Tracker:
         items = [Metric(k, float(v), ts, step) for k, v in values.items()]
         for i in range(0, len(items), 1000):
             self.client.log_batch(self.run_id, metrics=items[i:i + 1000])
+
+    def ensure_logged(self, values, step):
+        """Log `values` at `step` unless the run already has them (used when resuming)."""
+        if not values:
+            return
+        key = next(iter(values))
+        if step not in {m.step for m in self.client.get_metric_history(self.run_id, key)}:
+            self.metrics(values, step)
 
     def tags(self, tags):
         from mlflow.entities import RunTag

@@ -1,0 +1,95 @@
+"""Kill a run (SIGKILL) mid-search, mid-selection and mid-retrain; --resume ends where an
+uninterrupted run ends: same genotype, same alphas, gap-free metric histories, one MLflow run."""
+import glob
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from mlflow.tracking import MlflowClient
+
+ROOT = Path(__file__).resolve().parents[1]
+ARGS = ["--gin", str(ROOT / "gin/quickstart.gin"), "--gin", str(ROOT / "gin/selectors/pt.gin"),
+        "--gin", str(ROOT / "gin/overrides/tiny.gin"),
+        "--bind", "search.epochs = 6", "--bind", "retrain.epochs = 6",
+        "--bind", "dataset.limit = 64"]
+
+
+def runner(tmp, name, extra=(), wait=True):
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp}/mlflow.db", OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "runner", *ARGS, "--bind", f"run.experiment_name = '{name}'",
+           *extra]
+    os.makedirs(tmp / name, exist_ok=True)  # each experiment its own outputs/ folder
+    proc = subprocess.Popen(cmd, cwd=tmp / name, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    if wait:
+        assert proc.wait(timeout=600) == 0, proc.stderr.read()
+    return proc
+
+
+def kill_when(proc, out, phase, not_yet):
+    """SIGKILL the run once `phase`.pt exists in `out` (and `not_yet`.pt does not)."""
+    deadline = time.time() + 300
+    while not glob.glob(f"{out}/outputs/*/{phase}.pt"):
+        assert proc.poll() is None, "run ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not glob.glob(f"{out}/outputs/*/{not_yet}.pt"), f"killed too late: {not_yet} started"
+
+
+def runs(client, name):
+    exp = client.get_experiment_by_name(name)
+    return client.search_runs([exp.experiment_id])
+
+
+def alphas(client, run_id, tmp):
+    path = client.download_artifacts(run_id, "search/alphas.npz", str(tmp))
+    return np.load(path)["alphas"]
+
+
+def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    runner(tmp_path, "straight")
+    for phase, not_yet in (("search", "select"), ("select", "retrain"), ("retrain", None)):
+        extra = [] if phase == "search" else ["--resume"]
+        proc = runner(tmp_path, "killed", extra, wait=False)
+        kill_when(proc, tmp_path / "killed", phase, not_yet or "nothing")
+        (run,) = runs(client, "killed")
+        assert run.info.status == "RUNNING"  # SIGKILL leaves no chance to mark it
+    runner(tmp_path, "killed", ["--resume"])
+
+    (ref,), (res,) = runs(client, "straight"), runs(client, "killed")
+    assert res.info.status == "FINISHED"
+    assert res.data.tags["genotype"] == ref.data.tags["genotype"]
+    np.testing.assert_array_equal(alphas(client, res.info.run_id, tmp_path / "a"),
+                                  alphas(client, ref.info.run_id, tmp_path / "b"))
+    assert set(res.data.metrics) == set(ref.data.metrics)
+    for key in ref.data.metrics:
+        if key.endswith("seconds") or key.endswith("images_per_s"):
+            continue
+        got = client.get_metric_history(res.info.run_id, key)
+        want = client.get_metric_history(ref.info.run_id, key)
+        assert sorted(m.step for m in got) == sorted(m.step for m in want), key  # no gap, no dup
+        assert [m.value for m in sorted(got, key=lambda m: m.step)] == \
+            [m.value for m in sorted(want, key=lambda m: m.step)], key
+
+
+def test_sigterm_marks_the_run_killed_and_keeps_its_checkpoint(tmp_path):
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    proc = runner(tmp_path, "term", wait=False)
+    while not glob.glob(f"{tmp_path}/term/outputs/*/search.pt"):
+        assert proc.poll() is None
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 130
+    (run,) = runs(client, "term")
+    assert run.info.status == "KILLED"
+    assert glob.glob(f"{tmp_path}/term/outputs/{run.info.run_id}/search.pt")
+    runner(tmp_path, "term", ["--resume"])
+    (run,) = runs(client, "term")
+    assert run.info.status == "FINISHED"
