@@ -1,6 +1,7 @@
 """Checkpoints written atomically and read without executing code."""
 import os
 import tempfile
+from contextlib import contextmanager
 
 import torch
 
@@ -37,3 +38,21 @@ def last_good(path):
     if path and os.path.exists(path):
         return f"last good checkpoint: {path}"
     return "no checkpoint written yet"
+
+
+def meta(net, method):
+    """What a checkpoint was made for; checked before it is applied."""
+    return {"space": net.space.name, "method": method.name}
+
+
+@contextmanager
+def applying(state, what, net=None, method=None):
+    """Turn a checkpoint that does not fit (other space, method or shapes) into one clear line."""
+    if net is not None and state.get("meta", meta(net, method)) != meta(net, method):
+        raise CheckpointError(f"{what} was made for {state['meta']}, not for "
+                              f"{meta(net, method)}")
+    try:
+        yield
+    except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(f"{what} does not fit this run: {first[:300]}") from e

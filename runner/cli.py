@@ -60,6 +60,7 @@ def parse_config(files, bindings):
 
     logging.getLogger().addFilter(_QuietGinPathProbe())
     from runner import experiment  # noqa: F401  (registers every configurable first)
+    from runner.gin_types import check_types
 
     gin.clear_config()
     # gin probes the working folder first, and a folder there that shadows an include's first
@@ -71,6 +72,7 @@ def parse_config(files, bindings):
         if not os.path.isfile(path):
             raise FileNotFoundError(f"gin file not found: {path}")
     gin.parse_config_files_and_bindings(files, bindings, skip_unknown=False)
+    check_types()  # gin checks names, not types
 
 
 def one_line(exc):

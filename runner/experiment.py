@@ -80,7 +80,8 @@ def train_supernet(tracker, net, method, data, gen, out, resume=None):
     if os.path.exists(ckpt):
         tracker.artifact(ckpt, "search")
     else:  # zero search epochs: still leave the supernet selection will start from
-        checkpoint.save({"epoch": 0, "net": net.state_dict(), "method": method.state_dict()}, ckpt)
+        checkpoint.save({"epoch": 0, "meta": checkpoint.meta(net, method),
+                         "net": net.state_dict(), "method": method.state_dict()}, ckpt)
         tracker.artifact(ckpt, "search")
 
 
@@ -88,13 +89,14 @@ def load_supernet(tracker, run_id, net, method, out, device):
     """Start selection from the supernet another run trained (`select.from_run`)."""
     path = tracker.client.download_artifacts(run_id, "search/search.pt", out)
     state = checkpoint.load(path, map_location=device)
-    try:
+    trained = state.get("meta", {}).get("space", net.space.name)
+    if trained != net.space.name:  # another method may select from it; another space may not
+        raise checkpoint.CheckpointError(f"run {run_id} trained a {trained} supernet, "
+                                         f"not {net.space.name}")
+    with checkpoint.applying(state, f"supernet checkpoint of run {run_id}"):
         net.load_state_dict(state["net"])
         method.setup(net)
         method.load_state_dict(state["method"])
-    except (KeyError, RuntimeError, ValueError) as e:
-        raise checkpoint.CheckpointError(
-            f"checkpoint of run {run_id} does not fit this supernet: {str(e).splitlines()[0]}")
     tracker.tags({"selected_from_run": run_id})
 
 
@@ -119,6 +121,7 @@ def run(gin_files=(), bindings=(), resume=False, experiment_name=gin.REQUIRED,
     device = pick_device(device)
     space = get_space(space)
     set_deterministic(deterministic)
+    writable(output_dir)
     tracker = Tracker()
     tracker.check()  # fail before any training when the backend is unreachable
     data = dataset(device=device)
@@ -143,6 +146,19 @@ def saved(out, phase):
     """The checkpoint a killed run left for `phase`, or None."""
     path = os.path.join(out, f"{phase}.pt")
     return checkpoint.load(path) if os.path.exists(path) else None
+
+
+def writable(folder):
+    """Fail before training when checkpoints could not be written."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe = os.path.join(folder, ".write-test")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.unlink(probe)
+    except OSError as e:
+        raise PermissionError(f"output folder {os.path.abspath(folder)} not writable "
+                              f"({e.strerror}); set run.output_dir") from e
 
 
 def _run(tracker, gin_files, bindings, space, method, data, gen, seed, device, out, do_retrain):

@@ -46,11 +46,12 @@ def retrain(genotype, data, tracker, gen, device, ckpt_path=None, resume=None, C
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs, eta_min=0.0)  # to 0 (§6.1)
     start, best, test = 0, 0.0, {"eval_acc": float("nan")}
     if resume is not None:
-        net.load_state_dict(resume["net"])
-        opt.load_state_dict(resume["opt"])
-        sched.load_state_dict(resume["sched"])
-        rng.restore(resume["rng"], gen)
-        start, best, test = resume["epoch"], resume["best"], resume["test"]
+        with checkpoint.applying(resume, "retrain checkpoint"):
+            net.load_state_dict(resume["net"])
+            opt.load_state_dict(resume["opt"])
+            sched.load_state_dict(resume["sched"])
+            rng.restore(resume["rng"], gen)
+            start, best, test = resume["epoch"], resume["best"], resume["test"]
         tracker.ensure_logged(resume["metrics"], step=start - 1)
     tracker.ensure_logged({"retrain/params_M": params / 1e6}, step=0)
     for epoch in range(start, epochs):

@@ -40,11 +40,12 @@ def epoch_metrics(net, data, valid_idx, meter, lr, seconds, images, eval_valid):
 
 def resume_from(state, net, w_opt, sched, method, gen, tracker):
     """Load a search checkpoint; re-log its epoch's metrics if the kill came before they were."""
-    net.load_state_dict(state["net"])
-    w_opt.load_state_dict(state["w_opt"])
-    sched.load_state_dict(state["sched"])
-    method.load_state_dict(state["method"])
-    rng.restore(state["rng"], gen)
+    with checkpoint.applying(state, "search checkpoint", net, method):
+        net.load_state_dict(state["net"])
+        w_opt.load_state_dict(state["w_opt"])
+        sched.load_state_dict(state["sched"])
+        method.load_state_dict(state["method"])
+        rng.restore(state["rng"], gen)
     tracker.ensure_logged(state["metrics"], step=state["epoch"] - 1)
     return state["epoch"], list(state["alphas"].numpy())
 
@@ -86,7 +87,8 @@ def search(net, method, data, tracker, gen, ckpt_path, resume=None, epochs=50, b
         metrics = {f"search/{k}": v for k, v in metrics.items()}
         alphas.append(net.alphas.detach().cpu().numpy().copy())
         if ckpt_path:
-            checkpoint.save({"epoch": epoch + 1, "net": net.state_dict(),
+            checkpoint.save({"epoch": epoch + 1, "meta": checkpoint.meta(net, method),
+                             "net": net.state_dict(),
                              "w_opt": w_opt.state_dict(), "sched": sched.state_dict(),
                              "method": method.state_dict(), "rng": rng.capture(gen),
                              "alphas": torch.from_numpy(np.stack(alphas)), "metrics": metrics},

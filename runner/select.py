@@ -145,7 +145,8 @@ def select(net, method, data, tracker, gen, seed, ckpt_path=None, resume=None,
             rec.update(valid_acc_after=after, genotype=geno, step=len(records))
             records.append(rec)
         if ckpt_path:
-            checkpoint.save({"net": net.state_dict(), "method": method.state_dict(),
+            checkpoint.save({"meta": checkpoint.meta(net, method), "net": net.state_dict(),
+                             "method": method.state_dict(),
                              "tune_opt": opt.state_dict(), "round": r + 1, "records": records,
                              "rng": rng.capture(gen, order_rng)}, ckpt_path)
         for rec in new:
@@ -155,10 +156,11 @@ def select(net, method, data, tracker, gen, seed, ckpt_path=None, resume=None,
 
 def resume_from(state, net, method, opt, gen, order_rng, tracker):
     """Load a selection checkpoint; re-log the last round's decisions if they were not."""
-    net.load_state_dict(state["net"])
-    method.load_state_dict(state["method"])
-    opt.load_state_dict(state["tune_opt"])
-    rng.restore(state["rng"], gen, order_rng)
+    with checkpoint.applying(state, "selection checkpoint", net, method):
+        net.load_state_dict(state["net"])
+        method.load_state_dict(state["method"])
+        opt.load_state_dict(state["tune_opt"])
+        rng.restore(state["rng"], gen, order_rng)
     records = list(state["records"])
     for rec in records:
         if rec["round"] == state["round"] - 1:

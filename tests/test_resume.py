@@ -13,9 +13,8 @@ from mlflow.tracking import MlflowClient
 
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["--gin", str(ROOT / "gin/quickstart.gin"), "--gin", str(ROOT / "gin/selectors/pt.gin"),
-        "--gin", str(ROOT / "gin/overrides/tiny.gin"),
-        "--bind", "search.epochs = 6", "--bind", "retrain.epochs = 6",
-        "--bind", "dataset.limit = 64"]
+        "--gin", str(ROOT / "gin/overrides/tiny.gin"), "--gin", str(ROOT / "gin/spaces/s2.gin"),
+        "--bind", "search.epochs = 4", "--bind", "retrain.epochs = 4"]
 
 
 def runner(tmp, name, extra=(), wait=True):

@@ -6,6 +6,7 @@ import time
 from contextlib import contextmanager
 
 DEFAULT_URI = "sqlite:///mlflow.db"
+_PROBE_ENV = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
 
 
 class TrackingError(RuntimeError):
@@ -27,13 +28,26 @@ class Tracker:
         self.client = MlflowClient(tracking_uri=self.uri)
         self.run_id = None
 
-    def check(self):
-        """Fail before any training when the backend cannot be reached."""
+    def check(self, timeout=10):
+        """Fail fast, before any training, when the backend cannot be reached.
+
+        MLflow retries HTTP calls for minutes by default; the probe uses no retry and a short
+        timeout (the run itself keeps MLflow's retries for transient failures).
+        """
+        saved = {k: os.environ.get(k) for k in _PROBE_ENV}
+        os.environ.update({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+                           "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout)})
         try:
             self.client.search_experiments(max_results=1)
         except Exception as e:  # noqa: BLE001 - any failure here means "unreachable"
-            raise TrackingError(f"tracking server {self.uri} unreachable: "
-                                f"{str(e).splitlines()[0][:200]}") from e
+            text = " ".join(str(e).split())[:200]
+            raise TrackingError(f"tracking server {self.uri} unreachable: {text}") from e
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
     def experiment_id(self, name):
         exp = self.client.get_experiment_by_name(name)
