@@ -59,3 +59,13 @@ def clean_gin():
 
     yield
     gin.clear_config()
+
+
+@pytest.fixture(autouse=True)
+def no_gin_bindings_from_earlier_tests():
+    """Bindings parsed by an in-process runner call would otherwise reach configurables that a
+    later test constructs directly (e.g. `Perturbation.subset` from tiny.gin)."""
+    import gin
+
+    gin.clear_config()
+    yield

@@ -92,3 +92,15 @@ def test_sigterm_marks_the_run_killed_and_keeps_its_checkpoint(tmp_path):
     runner(tmp_path, "term", ["--resume"])
     (run,) = runs(client, "term")
     assert run.info.status == "FINISHED"
+
+
+def test_two_deterministic_cpu_runs_are_bit_identical(tmp_path):
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    for name in ("first", "second"):
+        runner(tmp_path, name, ["--bind", "run.deterministic = True",
+                                "--bind", "run.do_retrain = False"])
+    (a,), (b,) = runs(client, "first"), runs(client, "second")
+    assert a.data.tags["deterministic"] == "True"
+    assert a.data.tags["genotype"] == b.data.tags["genotype"]
+    np.testing.assert_array_equal(alphas(client, a.info.run_id, tmp_path / "a"),
+                                  alphas(client, b.info.run_id, tmp_path / "b"))
