@@ -68,7 +68,7 @@ class Tracker:
     def run(self, experiment, run_name=None, tags=None, parent_run_id=None, run_id=None):
         """Open (or with `run_id` reopen) a run; mark it FINISHED, FAILED on an exception,
         KILLED on Ctrl-C or SIGTERM."""
-        tags = dict(tags or {})
+        tags = {k: str(v) for k, v in (tags or {}).items()}  # MLflow writes True as "1"
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id
         if run_id:
