@@ -1,7 +1,7 @@
 """PT vs magnitude on the same supernets: S4 `noise` kept and S2 skip counts (paper §5, Table 3).
 
 Searches S2 and S4 supernets on the digits set for several seeds, then selects from each
-supernet twice through `select.from_run` (magnitude; PT), and prints a markdown table.
+supernet: magnitude in the search run, PT through `select.from_run`; prints a markdown table.
 Usage: python bench/selectors_digits.py --seeds 0 1 2 [--tracking sqlite:///evidence.db]
 """
 import argparse
@@ -11,8 +11,8 @@ import sys
 
 from mlflow.tracking import MlflowClient
 
-SMALL = ["supernet.C = 8", "supernet.layers = 5", "search.epochs = 6", "select.tune_epochs = 1",
-         "Perturbation.subset = 256", "run.do_retrain = False", "run.device = 'cpu'"]
+SMALL = ["supernet.C = 6", "supernet.layers = 5", "search.epochs = 4",
+         "Perturbation.subset = 128", "run.do_retrain = False", "run.device = 'cpu'"]
 
 
 def runner(gin_files, binds, env):
@@ -42,12 +42,12 @@ def main():
             name = f"evidence_{space}"
             base = ["gin/quickstart.gin", f"gin/spaces/{space}.gin"]
             common = [f"run.seed = {seed}", f"run.experiment_name = '{name}'"]
-            runner(base, common + ["search.epochs = 6"], env)  # search + magnitude
+            runner(base, common, env)  # search, then magnitude selection (quickstart's selector)
             parent = latest(client, name)
-            for sel in ("magnitude", "pt"):
-                runner(base + [f"gin/selectors/{sel}.gin"],
-                       common + [f"select.from_run = '{parent.info.run_id}'"], env)
-                g = latest(client, name).data.tags["genotype"]
+            runner(base + ["gin/selectors/pt.gin"], common + [
+                "select.tune_epochs = 1", f"select.from_run = '{parent.info.run_id}'"], env)
+            for sel, run in (("magnitude", parent), ("pt", latest(client, name))):
+                g = run.data.tags["genotype"]
                 rows.append((space, seed, sel, g.count("'noise'"), g.count("'skip_connect'")))
                 print(rows[-1], flush=True)
     print("\n| space | seed | selector | noise ops kept | skip_connect ops |\n|---|---|---|---|---|")
