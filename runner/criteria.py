@@ -80,7 +80,8 @@ class Perturbation:
         active = net.active_ops(masked)
         data, gen, idx = ctx["data"], ctx["gen"], ctx["valid_idx"]
         was = net.training
-        net.train()  # BN uses batch statistics while scoring (spec §4.1, §9.4)
+        if not was:  # train() walks every module: skip it when already in train mode
+            net.train()  # BN uses batch statistics while scoring (spec §4.1, §9.4)
         meter, seen = Meter(), 0
         for bi in shuffled_batches(idx, self.batch_size, gen):  # fresh order every pass
             if self.subset is not None and seen >= self.subset:
@@ -90,7 +91,8 @@ class Perturbation:
             x, y = data.prepare(data.train_x[bi], True, gen=gen), data.train_y[bi]
             logits = net(x, w, active)
             meter.update(logits, y, F.cross_entropy(logits, y))
-        net.train(was)
+        if not was:
+            net.train(False)
         r = meter.result("masked")
         return {"acc": r["masked_acc"], "loss": r["masked_loss"]}
 

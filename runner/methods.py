@@ -1,23 +1,37 @@
-"""Supernet training methods: how weights and alphas are updated each step (spec §3)."""
+"""Supernet training methods: how weights and alphas are updated each step (spec §3).
+
+`Darts` is the base: first order by default, second order with `unrolled=True`. SDARTS
+(runner/sdarts.py) and SGAS (runner/sgas.py) are subclasses; importing this module registers
+all of them with gin (`run.method = @Darts | @Sdarts | @Sgas`).
+"""
 import gin
 import torch
 import torch.nn.functional as F
 
+from runner.second_order import unrolled_alpha_grad
+
 
 @gin.configurable
 class Darts:
-    """First-order DARTS (spec §3.2): Adam step on alpha from a valid batch, then SGD on weights.
+    """DARTS (spec §3.2): Adam step on alpha from a valid batch, then SGD on weights.
 
     `update_alphas=False` is fix-alpha (spec §3.5): alpha stays at its initial values.
+    `unrolled=True` is second-order DARTS (quark0/darts, spec §3.2 "For completeness"); darts-pt
+    itself trains every supernet first order (spec §9.2).
     """
 
-    name = "darts"
-
     def __init__(self, arch_lr=3e-4, arch_betas=(0.5, 0.999), arch_weight_decay=1e-3,
-                 update_alphas=True):
+                 update_alphas=True, unrolled=False):
         self.arch_lr, self.arch_betas, self.arch_wd = arch_lr, tuple(arch_betas), arch_weight_decay
-        self.update_alphas = update_alphas
+        self.update_alphas, self.unrolled = update_alphas, unrolled
         self.arch_opt = None
+
+    @property
+    def name(self):
+        """The `method` tag: the paper's name of the method."""
+        if not self.update_alphas:
+            return "fix_alpha"  # spec §3.5 "blank"
+        return "darts_2nd" if self.unrolled else "darts"
 
     def setup(self, net):
         """One Adam over the alphas of both cell types (spec §3.1)."""
@@ -41,23 +55,35 @@ class Darts:
     def end_epoch(self, net, epoch, phase):
         """Called after each epoch's training, before its metrics."""
 
-    def arch_step(self, net, xv, yv):
+    def arch_step(self, net, w_opt, train, valid):
         """Alpha update on the valid batch; the weight grads it fills are zeroed afterwards."""
         if not self.update_alphas:
             return
         self.arch_opt.zero_grad(set_to_none=True)
-        F.cross_entropy(net(xv), yv).backward()
+        if self.unrolled:  # g_alpha - eta * (finite-difference Hessian-vector product)
+            net.alphas.grad = unrolled_alpha_grad(net, w_opt, train, valid)
+        else:
+            F.cross_entropy(net(valid[0]), valid[1]).backward()
         self.arch_opt.step()
 
+    def mixing(self, net, train):
+        """Mixing weights for the weight step; None = the supernet's own (SDARTS perturbs them)."""
+        return None
+
     def step(self, net, w_opt, train, valid, grad_clip):
-        """One search step (spec §3.1): alpha step, then the weight step. Returns (logits, loss)."""
+        """One search step (spec §3.1): alpha step, then weight step. Returns (logits, loss)."""
         xt, yt = train
         w_opt.zero_grad(set_to_none=True)
-        self.arch_step(net, *valid)
+        self.arch_step(net, w_opt, train, valid)
         w_opt.zero_grad(set_to_none=True)
-        logits = net(xt)
+        weights = self.mixing(net, train)
+        logits = net(xt) if weights is None else net(xt, weights=weights)
         loss = F.cross_entropy(logits, yt)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.weights(), grad_clip)
         w_opt.step()
         return logits.detach(), loss.detach()
+
+
+# the subclasses register themselves with gin on import (they import Darts from here)
+from runner import sdarts, sgas  # noqa: E402,F401
