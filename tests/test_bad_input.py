@@ -136,3 +136,10 @@ def test_full_disk_while_checkpointing_keeps_the_previous_checkpoint(tmp_path, m
     state = checkpoint.load(str(path))
     assert state["epoch"] == 1 and torch.equal(state["w"], torch.ones(3))
     assert [p.name for p in tmp_path.iterdir()] == ["search.pt"]  # no temporary file left
+
+
+def test_unknown_op_name_is_named():
+    from spaces.ops import make_op
+
+    with pytest.raises(ValueError, match="unknown op 'conv_9x9'; known ops: none, noise"):
+        make_op("conv_9x9", 8, 1, search=True)
