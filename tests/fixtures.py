@@ -133,3 +133,27 @@ def write_all(root):
     """All three datasets under one folder; returns {name: what write_<name> returned}."""
     return {"cifar10": write_cifar10(root), "cifar100": write_cifar100(root),
             "svhn": write_svhn(root)}
+
+
+def tiny_supernet(space_name="s2", seed=0):
+    """A C4/L3 supernet with seeded weights, for unit tests of search, selection and methods."""
+    import torch
+
+    from spaces.darts import get_space
+    from spaces.supernet import Supernet
+
+    torch.manual_seed(seed)
+    return Supernet(get_space(space_name), C=4, layers=3, num_classes=10)
+
+
+def tiny_images(n=32, seed=0):
+    """A random 16x16 uint8 Dataset held in memory (no files), with crop and flip on."""
+    import torch
+
+    from runner.data import Dataset
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (n, 3, 16, 16), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, 10, (n,), generator=g)
+    m = torch.full((1, 3, 1, 1), 0.5)
+    return Dataset("tiny", x, y, x[:8], y[:8], m, m / 2, True, 2, 10)

@@ -17,7 +17,6 @@ from torch.func import functional_call
 
 from runner import checkpoint
 from runner.criteria import Magnitude, Perturbation
-from runner.data import Dataset
 from runner.methods import Darts
 from runner.sdarts import Sdarts, clip, pgd_linf, uniform_noise
 from runner.second_order import R, unrolled_alpha_grad
@@ -26,23 +25,12 @@ from runner.search import search
 from runner.select import select
 from spaces.darts import NUM_EDGES, get_space, node_edges
 from spaces.genotype import Genotype
-from spaces.supernet import CELLS, OPEN, PRUNED, Supernet
+from spaces.supernet import CELLS, OPEN, PRUNED
 from tracking.memory import MemoryTracker
 
+from fixtures import tiny_images, tiny_supernet
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def tiny_supernet(space_name="s2", seed=0):
-    torch.manual_seed(seed)
-    return Supernet(get_space(space_name), C=4, layers=3, num_classes=10)
-
-
-def tiny_images(n=32, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randint(0, 256, (n, 3, 16, 16), dtype=torch.uint8, generator=g)
-    y = torch.randint(0, 10, (n,), generator=g)
-    m = torch.full((1, 3, 1, 1), 0.5)
-    return Dataset("tiny", x, y, x[:8], y[:8], m, m / 2, True, 2, 10)
 
 
 def batch(n=8, seed=1, dtype=torch.float32, size=16):

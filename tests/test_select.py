@@ -9,9 +9,11 @@ from runner.methods import Darts
 from runner.search import search
 from runner.select import genotype_from_decisions, select
 from spaces import genotype as gt
-from spaces.darts import NUM_EDGES, SearchSpace, get_space
+from spaces.darts import NUM_EDGES, SearchSpace
 from spaces.supernet import CELLS, Supernet
 from tracking.memory import MemoryTracker
+
+from fixtures import tiny_images, tiny_supernet
 
 CLASSES, FEATURES = 10, 10
 
@@ -121,19 +123,6 @@ def test_topology_ties_drop_the_later_edge():
         net.fix_edge("normal", e, 0)
     kept, _ = Perturbation(batch_size=2000).keep_edges(net, "normal", [2, 3, 4], ctx(toy_data()))
     assert kept == [2, 3]
-
-
-def tiny_supernet(space_name="s2", seed=0):
-    torch.manual_seed(seed)
-    return Supernet(get_space(space_name), C=4, layers=3, num_classes=10)
-
-
-def tiny_images(n=32, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randint(0, 256, (n, 3, 16, 16), dtype=torch.uint8, generator=g)
-    y = torch.randint(0, 10, (n,), generator=g)
-    m = torch.full((1, 3, 1, 1), 0.5)
-    return Dataset("tiny", x, y, x[:8], y[:8], m, m / 2, True, 2, 10)
 
 
 def run_select(net, method, data, seed, criterion, tune_epochs):
