@@ -37,21 +37,14 @@ class Meter:
 
 
 @torch.no_grad()
-def evaluate(net, data, x, y, batch_size=256, train_mode=False, forward=None):
-    """Accuracy and loss over (x, y) uint8 images; BN in eval mode unless `train_mode`."""
+def evaluate(net, data, x, y, batch_size=256):
+    """Accuracy and loss over (x, y) uint8 images, BN in eval mode."""
     was = net.training
-    net.train(train_mode)
+    net.eval()
     meter = Meter()
-    fwd = forward or net
     for i in range(0, x.size(0), batch_size):
         xb, yb = data.prepare(x[i:i + batch_size], train=False), y[i:i + batch_size]
-        logits = logits_of(fwd(xb))
+        logits = logits_of(net(xb))
         meter.update(logits, yb, F.cross_entropy(logits, yb))
     net.train(was)
     return meter.result("eval")
-
-
-def check_finite(loss, where):
-    """Stop on a NaN or inf loss, saying where it happened."""
-    if not torch.isfinite(loss):
-        raise FloatingPointError(f"non-finite loss ({float(loss)}) at {where}")

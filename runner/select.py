@@ -185,9 +185,9 @@ def records_table(records):
 
     rows = []
     for r in records:
-        row = {k: r[k] for k in ("step", "round", "kind", "cell", "where", "chosen",
-                                 "valid_acc_after", "genotype", "seconds")}
-        row["chosen"] = json.dumps(r["chosen"])
+        row = {k: json.dumps(r[k]) if k == "chosen" else r[k]
+               for k in ("step", "round", "kind", "cell", "where", "chosen", "valid_acc_after",
+                         "genotype", "seconds")}
         row["candidates"] = json.dumps(r["candidates"])
         row["scores"] = json.dumps(r["scores"])
         if r["kind"] == "op":

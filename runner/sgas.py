@@ -5,7 +5,6 @@ best score (Cri.1: importance x certainty; Cri.2: x stability) to its best non-`
 prunes the other open inputs of nodes that then have 2 decided inputs. Decisions live in the
 supernet's decision state, the one PT uses, so a selector afterwards only sees what is open.
 """
-import math
 
 import gin
 import torch

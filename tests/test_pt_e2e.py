@@ -22,7 +22,7 @@ def tracking(tmp_path, monkeypatch):
     return MlflowClient(uri)
 
 
-def only_run(client, experiment="quickstart", **filters):
+def only_run(client, experiment="quickstart"):
     exp = client.get_experiment_by_name(experiment)
     runs = client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
     return runs
