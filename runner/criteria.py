@@ -3,11 +3,15 @@
 `Magnitude` reads softmax(alpha) (spec §5.1); `Perturbation` masks each candidate and measures
 the supernet on the alpha half of the train split (the DARTS-PT tests, spec §4.1, §4.2).
 """
+from contextlib import contextmanager
+
 import gin
 import torch
 import torch.nn.functional as F
 
+from runner import pt_batched
 from runner.loops import Meter, shuffled_batches
+from runner.precision import device_of, precision
 from spaces.supernet import CELLS
 
 
@@ -15,6 +19,23 @@ def op_candidates(net, cell, edge, with_none=False):
     """Ops a selector may choose on an edge; `none` only when asked or when it is all there is."""
     names = net.space.ops(cell)[edge]
     return [k for k, n in enumerate(names) if with_none or n != "none"] or list(range(len(names)))
+
+
+@contextmanager
+def _train_mode(net):
+    """Train mode for the body, restored after; train() walks every module, so only if needed."""
+    was = net.training
+    if not was:
+        net.train()
+    try:
+        yield
+    finally:
+        if not was:
+            net.train(False)
+
+
+def _score(r):
+    return {"acc": r["masked_acc"], "loss": r["masked_loss"]}
 
 
 @gin.configurable
@@ -61,15 +82,20 @@ class Perturbation:
 
     crit: 'acc' (paper default) or 'loss'. subset: images per scoring pass (None = the whole
     alpha half, as the reference). none_candidate: score `none` like any op (reference, §9.15).
+    masks_per_pass: masked supernets scored together in one forward pass (runner/pt_batched.py,
+    equal up to float rounding); 1 = one pass per mask, as the reference.
     """
 
     name = "perturbation"
 
-    def __init__(self, crit="acc", subset=None, batch_size=64, none_candidate=True):
+    def __init__(self, crit="acc", subset=None, batch_size=64, none_candidate=True,
+                 masks_per_pass=1):
         if crit not in ("acc", "loss"):
             raise ValueError(f"Perturbation.crit must be 'acc' or 'loss', not {crit!r}")
+        if masks_per_pass < 1:
+            raise ValueError(f"Perturbation.masks_per_pass must be >= 1, not {masks_per_pass}")
         self.crit, self.subset, self.batch_size = crit, subset, batch_size
-        self.none_candidate = none_candidate
+        self.none_candidate, self.masks_per_pass = none_candidate, masks_per_pass
 
     @torch.no_grad()
     def measure(self, net, ctx, masked):
@@ -79,27 +105,38 @@ class Perturbation:
             w[CELLS.index(c), e, slice(None) if k is None else k] = 0.0
         active = net.active_ops(masked)
         data, gen, idx = ctx["data"], ctx["gen"], ctx["valid_idx"]
-        was = net.training
-        if not was:  # train() walks every module: skip it when already in train mode
-            net.train()  # BN uses batch statistics while scoring (spec §4.1, §9.4)
-        meter, seen = Meter(), 0
-        for bi in shuffled_batches(idx, self.batch_size, gen):  # fresh order every pass
-            if self.subset is not None and seen >= self.subset:
-                break
-            bi = bi[: None if self.subset is None else self.subset - seen]
-            seen += bi.numel()
-            x, y = data.prepare(data.train_x[bi], True, gen=gen), data.train_y[bi]
-            logits = net(x, w, active)
-            meter.update(logits, y, F.cross_entropy(logits, y))
-        if not was:
-            net.train(False)
-        r = meter.result("masked")
-        return {"acc": r["masked_acc"], "loss": r["masked_loss"]}
+        mode = precision(device_of(net))
+        with _train_mode(net):  # BN uses batch statistics while scoring (spec §4.1, §9.4)
+            meter, seen = Meter(), 0
+            for bi in shuffled_batches(idx, self.batch_size, gen):  # fresh order every pass
+                if self.subset is not None and seen >= self.subset:
+                    break
+                bi = bi[: None if self.subset is None else self.subset - seen]
+                seen += bi.numel()
+                x, y = mode.input(data.prepare(data.train_x[bi], True, gen=gen)), data.train_y[bi]
+                with mode.autocast():
+                    logits = net(x, w, active)
+                meter.update(logits, y, F.cross_entropy(logits, y))
+        return _score(meter.result("masked"))
+
+    def measure_all(self, net, ctx, mask_sets):
+        """`measure` of each mask set, in order; `masks_per_pass` of them per forward pass."""
+        if self.masks_per_pass == 1 or len(mask_sets) == 1 or net.space.has("noise"):
+            return [self.measure(net, ctx, m) for m in mask_sets]
+        out, mode = [], precision(device_of(net))
+        for i in range(0, len(mask_sets), self.masks_per_pass):
+            chunk = mask_sets[i:i + self.masks_per_pass]
+            passes = pt_batched.draw_passes(ctx["data"], ctx["valid_idx"], self.batch_size,
+                                            self.subset, ctx["gen"], len(chunk))
+            with _train_mode(net):
+                out += [_score(r) for r in pt_batched.measure_grouped(
+                    net, ctx["data"], chunk, passes, mode)]
+        return out
 
     def op_scores(self, net, cell, edge, ctx):
         cands = op_candidates(net, cell, edge, self.none_candidate)
-        return [self.measure(net, ctx, [(cell, edge, k)]) if k in cands else None
-                for k in range(len(net.space.ops(cell)[edge]))]
+        got = dict(zip(cands, self.measure_all(net, ctx, [[(cell, edge, k)] for k in cands])))
+        return [got.get(k) for k in range(len(net.space.ops(cell)[edge]))]
 
     def _worse(self, a, b):
         """True when score a hurts more than b (lower acc, or higher loss); strict."""
@@ -120,7 +157,8 @@ class Perturbation:
         """
         remaining, rounds = list(eids), []
         while len(remaining) > 2:
-            scores = {e: self.measure(net, ctx, [(cell, e, None)]) for e in remaining}
+            scores = dict(zip(remaining, self.measure_all(
+                net, ctx, [[(cell, e, None)] for e in remaining])))
             drop = None
             for e in remaining:
                 if drop is None or not self._worse(scores[e], scores[drop]):

@@ -1,4 +1,5 @@
-"""Datasets as uint8 tensors on the training device, read through torchvision classes (spec §7)."""
+"""Datasets as uint8 tensors on the training device (or in host memory when they do not fit),
+read through torchvision classes (spec §7)."""
 import math
 import os
 from dataclasses import dataclass
@@ -30,6 +31,49 @@ FILES = {
 }
 
 
+class HostImages:
+    """uint8 images left in host memory, for data that does not fit the device.
+
+    Indexing only records indices; `Dataset.prepare` gathers the batch on the host and copies
+    it to `device` (pinned, asynchronous on CUDA), where augmentation runs as for device data.
+    What a DataLoader does, without workers or PIL: the same batches, the same numbers.
+    """
+
+    def __init__(self, images, device, index=None):
+        self.images, self.device, self.index = images, torch.device(device), index
+
+    @property
+    def shape(self):
+        n = self.images.size(0) if self.index is None else self.index.numel()
+        return torch.Size((n,) + tuple(self.images.shape[1:]))
+
+    def size(self, dim=None):
+        return self.shape if dim is None else self.shape[dim]
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, idx):
+        idx = torch.arange(len(self))[idx] if isinstance(idx, slice) else torch.as_tensor(idx).cpu()
+        return HostImages(self.images, self.device, idx if self.index is None else self.index[idx])
+
+    def load(self):
+        """The selected images as a uint8 tensor on the device."""
+        x = self.images if self.index is None else self.images[self.index]
+        if self.device.type == "cuda":
+            return x.pin_memory().to(self.device, non_blocking=True)
+        return x.to(self.device)
+
+
+def fits_device(nbytes, device, fraction=0.25):
+    """Whether `nbytes` of images fit in `fraction` of the device's free memory (CPU: always)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return True
+    free, _ = torch.cuda.mem_get_info(device)
+    return nbytes <= fraction * free
+
+
 @dataclass
 class Dataset:
     """Train and test splits as uint8 NCHW tensors plus their normalisation."""
@@ -51,9 +95,20 @@ class Dataset:
 
     def prepare(self, images, train, cutout_length=0, gen=None):
         """Normalise a uint8 batch; `train` adds random crop and flip (and cutout if asked)."""
+        images = images.load() if isinstance(images, HostImages) else images
         if not train:
             return augment.prepare(images, self.mean, self.std)
         return augment.prepare(images, self.mean, self.std, self.pad, self.flip, cutout_length, gen)
+
+    def draw(self, n, gen):
+        """The random numbers `prepare(train=True)` would draw for a batch of n images."""
+        return augment.draw((n,) + tuple(self.train_x.shape[1:]), self.mean.device, self.pad,
+                            self.flip, 0, gen)
+
+    def apply(self, images, params):
+        """`prepare(train=True)` with parameters from `draw`."""
+        images = images.load() if isinstance(images, HostImages) else images
+        return augment.apply(images, self.mean, self.std, params, self.pad)
 
     def search_halves(self, portion=0.5):
         """Index split of the train split: first part for weights, the rest for alphas (spec §3.1)."""
@@ -115,8 +170,15 @@ def _digits(test_size=300):
 
 @gin.configurable
 def dataset(name=gin.REQUIRED, root="data", download=False, verify_md5=True, pad=None,
-            device="cpu", limit=None):
-    """Load `name` (cifar10, cifar100, svhn, digits) onto `device`; `limit` caps each split."""
+            device="cpu", limit=None, placement="auto"):
+    """Load `name` (cifar10, cifar100, svhn, digits) onto `device`; `limit` caps each split.
+
+    placement: 'device' keeps the uint8 images on `device`; 'host' keeps them in host memory
+    and copies each batch over (HostImages); 'auto' = 'device' when they take at most a
+    quarter of its free memory (always on a CPU). Labels always live on the device.
+    """
+    if placement not in ("auto", "device", "host"):
+        raise ValueError(f"dataset.placement must be 'auto', 'device' or 'host', not {placement!r}")
     if name not in STATS:
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(STATS)}")
     if name == "digits":
@@ -134,7 +196,10 @@ def dataset(name=gin.REQUIRED, root="data", download=False, verify_md5=True, pad
         tx, ty, vx, vy = tx[:limit], ty[:limit], vx[:limit], vy[:limit]
     mean, std, flip = STATS[name]
     shape = (1, len(mean), 1, 1)
-    return Dataset(name, tx.to(device), ty.long().to(device), vx.to(device), vy.long().to(device),
+    on_device = placement == "device" or (
+        placement == "auto" and fits_device(tx.nbytes + vx.nbytes, device))
+    tx, vx = (x.to(device) if on_device else HostImages(x, device) for x in (tx, vx))
+    return Dataset(name, tx, ty.long().to(device), vx, vy.long().to(device),
                    torch.tensor(mean, device=device).view(shape),
                    torch.tensor(std, device=device).view(shape), flip,
                    pad if pad is not None else (2 if name == "digits" else 4), NUM_CLASSES[name])

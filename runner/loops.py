@@ -2,6 +2,8 @@
 import torch
 import torch.nn.functional as F
 
+from runner.precision import device_of, precision
+
 
 def shuffled_batches(idx, batch_size, gen):
     """One pass over `idx` in a fresh random order (a DataLoader with shuffle=True)."""
@@ -39,12 +41,14 @@ class Meter:
 @torch.no_grad()
 def evaluate(net, data, x, y, batch_size=256):
     """Accuracy and loss over (x, y) uint8 images, BN in eval mode."""
+    mode = precision(device_of(net))
     was = net.training
     net.eval()
     meter = Meter()
     for i in range(0, x.size(0), batch_size):
-        xb, yb = data.prepare(x[i:i + batch_size], train=False), y[i:i + batch_size]
-        logits = logits_of(net(xb))
+        xb, yb = mode.input(data.prepare(x[i:i + batch_size], train=False)), y[i:i + batch_size]
+        with mode.autocast():
+            logits = logits_of(net(xb))
         meter.update(logits, yb, F.cross_entropy(logits, yb))
     net.train(was)
     return meter.result("eval")

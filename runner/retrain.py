@@ -8,20 +8,22 @@ import torch.nn.functional as F
 
 from runner import checkpoint, rng
 from runner.loops import Meter, evaluate, shuffled_batches
+from runner.precision import precision
 from spaces.network import EvalNetwork, count_params
 
 
-def train_epoch(net, opt, data, gen, batch_size, grad_clip, aux_weight, cutout):
+def train_epoch(net, opt, data, gen, batch_size, grad_clip, aux_weight, cutout, mode):
     net.train()
     meter = Meter()
     idx = torch.arange(data.train_x.size(0), device=data.train_x.device)
     for bi in shuffled_batches(idx, batch_size, gen):
-        x = data.prepare(data.train_x[bi], True, cutout_length=cutout, gen=gen)
+        x = mode.input(data.prepare(data.train_x[bi], True, cutout_length=cutout, gen=gen))
         y = data.train_y[bi]
-        logits, aux = net(x)
-        loss = F.cross_entropy(logits, y)
-        if aux is not None:
-            loss = loss + aux_weight * F.cross_entropy(aux, y)  # aux loss in training only
+        with mode.autocast():
+            logits, aux = net(x)
+            loss = F.cross_entropy(logits, y)
+            if aux is not None:
+                loss = loss + aux_weight * F.cross_entropy(aux, y)  # aux loss in training only
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
@@ -41,6 +43,9 @@ def retrain(genotype, data, tracker, gen, device, ckpt_path=None, resume=None, C
     """
     net = EvalNetwork(genotype, C, layers, data.num_classes, auxiliary=auxiliary_weight > 0,
                       in_channels=data.in_channels).to(device)
+    mode = precision(device)
+    mode.model(net)
+    tracker.tags(mode.tags())
     params = count_params(net)
     opt = torch.optim.SGD(net.parameters(), lr, momentum=momentum, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs, eta_min=0.0)  # to 0 (§6.1)
@@ -57,7 +62,8 @@ def retrain(genotype, data, tracker, gen, device, ckpt_path=None, resume=None, C
     for epoch in range(start, epochs):
         t0 = time.perf_counter()
         net.drop_path_prob = drop_path_prob * epoch / epochs  # linear ramp from 0 (spec §6.1)
-        metrics = train_epoch(net, opt, data, gen, batch_size, grad_clip, auxiliary_weight, cutout)
+        metrics = train_epoch(net, opt, data, gen, batch_size, grad_clip, auxiliary_weight, cutout,
+                              mode)
         if not np.isfinite(metrics["train_loss"]):
             raise FloatingPointError(f"non-finite retrain loss in epoch {epoch}; "
                                      f"{checkpoint.last_good(ckpt_path)}")

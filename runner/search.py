@@ -7,6 +7,7 @@ import torch
 
 from runner import checkpoint, rng
 from runner.loops import Meter, evaluate, sample_batch, shuffled_batches
+from runner.precision import device_of, precision
 
 
 def alpha_entropy(net):
@@ -15,12 +16,18 @@ def alpha_entropy(net):
     return float(-(p * p.clamp_min(1e-12).log()).sum(-1).mean())
 
 
-def train_step(net, method, w_opt, data, gen, ti, valid_idx, batch_size, grad_clip, meter):
-    """One method step on train indices `ti` and a fresh random valid batch (spec §3.1)."""
+def train_step(net, method, w_opt, data, gen, ti, valid_idx, batch_size, grad_clip, meter,
+               mode=None):
+    """One method step on train indices `ti` and a fresh random valid batch (spec §3.1).
+
+    `mode`: the precision switches (runner/precision.py), resolved for the net's device if None.
+    """
+    mode = mode or precision(device_of(net))
     vi = sample_batch(valid_idx, batch_size, gen)
-    train = data.prepare(data.train_x[ti], True, gen=gen), data.train_y[ti]
-    valid = data.prepare(data.train_x[vi], True, gen=gen), data.train_y[vi]
-    logits, loss = method.step(net, w_opt, train, valid, grad_clip)
+    train = mode.input(data.prepare(data.train_x[ti], True, gen=gen)), data.train_y[ti]
+    valid = mode.input(data.prepare(data.train_x[vi], True, gen=gen)), data.train_y[vi]
+    with mode.autocast():
+        logits, loss = method.step(net, w_opt, train, valid, grad_clip)
     meter.update(logits, train[1], loss)
 
 
@@ -59,6 +66,9 @@ def search(net, method, data, tracker, gen, ckpt_path, resume=None, epochs=50, b
     A checkpoint is written at every epoch boundary, before that epoch's metrics are logged;
     `resume` is such a checkpoint to continue from.
     """
+    mode = precision(device_of(net))
+    mode.model(net)  # channels_last before the optimiser sees the parameters
+    tracker.tags(mode.tags())
     w_opt = torch.optim.SGD(net.weights(), lr, momentum=momentum, weight_decay=weight_decay)
     # cosine to lr_min over `epochs`, stepped after each epoch: epoch 0 runs at lr (spec §3.1)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, epochs, eta_min=lr_min)
@@ -76,7 +86,8 @@ def search(net, method, data, tracker, gen, ckpt_path, resume=None, epochs=50, b
         for s in range(-(-train_idx.numel() // bs)):  # len(train_loader) steps
             # the reference draws a fresh batch per step from a new iterator (spec §3.1, §9.11)
             ti = sample_batch(train_idx, bs, gen) if order is None else order[s]
-            train_step(net, method, w_opt, data, gen, ti, valid_idx, bs, grad_clip, meter)
+            train_step(net, method, w_opt, data, gen, ti, valid_idx, bs, grad_clip, meter,
+                       mode)
         sched.step()
         if not np.isfinite(float(meter.loss)):
             raise FloatingPointError(f"non-finite search loss in epoch {epoch}; "

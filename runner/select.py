@@ -14,6 +14,7 @@ import torch
 from runner import checkpoint, rng
 from runner.criteria import Magnitude, Perturbation  # noqa: F401  (gin configurables)
 from runner.loops import Meter, evaluate, shuffled_batches
+from runner.precision import device_of, precision
 from runner.search import train_step
 from spaces.darts import node_edges
 from spaces.genotype import Genotype
@@ -81,12 +82,13 @@ def decide(net, cell, criterion, ctx, rng):
     return rec
 
 
-def tune_epoch(net, method, opt, data, gen, train_idx, valid_idx, batch_size, grad_clip):
+def tune_epoch(net, method, opt, data, gen, train_idx, valid_idx, batch_size, grad_clip,
+               mode=None):
     """One proper pass over the weight half; a fresh valid batch per alpha step (spec §4.3)."""
     net.train()
     meter = Meter()
     for ti in shuffled_batches(train_idx, batch_size, gen):
-        train_step(net, method, opt, data, gen, ti, valid_idx, batch_size, grad_clip, meter)
+        train_step(net, method, opt, data, gen, ti, valid_idx, batch_size, grad_clip, meter, mode)
     return meter.result("tune")
 
 
@@ -120,7 +122,9 @@ def select(net, method, data, tracker, gen, seed, ckpt_path=None, resume=None,
     # dedicated edge-order generator: same supernet + seed -> same order (spec §4.1, §9.10)
     order_seed = seed if edge_order_seed is None else edge_order_seed
     order_rng = np.random.RandomState(order_seed) if edge_order == "random" else None
-    tracker.tags({"edge_order": edge_order, "edge_order_seed": order_seed})
+    mode = precision(device_of(net))
+    mode.model(net)  # a supernet loaded from another run arrives in NCHW
+    tracker.tags({"edge_order": edge_order, "edge_order_seed": order_seed, **mode.tags()})
     train_idx, valid_idx = data.search_halves(train_portion)
     ctx = {"data": data, "gen": gen, "valid_idx": valid_idx}
     # a fresh SGD at lr/10, never scheduled; alpha keeps its Adam state (spec §4.3, §9.7)
@@ -136,7 +140,8 @@ def select(net, method, data, tracker, gen, seed, ckpt_path=None, resume=None,
                if open_edges(net, cell) or open_nodes(net, cell)]
         for t in range(tune_epochs + (1 if r == rounds - 1 and tune_epochs else 0)):
             method.begin_epoch(net, r * tune_epochs + t, total_tune, "tune")
-            tune_epoch(net, method, opt, data, gen, train_idx, valid_idx, batch_size, grad_clip)
+            tune_epoch(net, method, opt, data, gen, train_idx, valid_idx, batch_size, grad_clip,
+                       mode)
             method.end_epoch(net, r * tune_epochs + t, "tune")
         after = (evaluate(net, data, data.train_x[valid_idx], data.train_y[valid_idx])["eval_acc"]
                  if tune_epochs else float("nan"))

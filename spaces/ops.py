@@ -60,6 +60,28 @@ class Noise(nn.Module):
         return torch.randn_like(x[:, :, ::self.stride, ::self.stride])
 
 
+def _nhwc_on_cpu(pool, x):
+    """Pool in channels_last on the CPU, returned in the input's layout.
+
+    The CPU's NCHW 3x3 pooling kernels are 3-13x slower than its NHWC ones at these sizes
+    (bench/perf.py notes); both give bit-identical values, argmax ties and gradients
+    (tests/test_perf.py). Other devices, and inputs already NHWC, pool as they are.
+    """
+    if x.device.type != "cpu" or x.is_contiguous(memory_format=torch.channels_last):
+        return pool(x)
+    return pool(x.contiguous(memory_format=torch.channels_last)).contiguous()
+
+
+class MaxPool2d(nn.MaxPool2d):
+    def forward(self, x):
+        return _nhwc_on_cpu(super().forward, x)
+
+
+class AvgPool2d(nn.AvgPool2d):
+    def forward(self, x):
+        return _nhwc_on_cpu(super().forward, x)
+
+
 class FactorizedReduce(nn.Module):
     """ReLU, two stride-2 1x1 convs on x and on x shifted by one pixel, concat, BN (spec §1.2)."""
 
@@ -79,8 +101,8 @@ class FactorizedReduce(nn.Module):
 OPS = {
     "none": lambda C, s, affine: Zero(s),
     "noise": lambda C, s, affine: Noise(s),
-    "max_pool_3x3": lambda C, s, affine: nn.MaxPool2d(3, stride=s, padding=1),
-    "avg_pool_3x3": lambda C, s, affine: nn.AvgPool2d(3, stride=s, padding=1, count_include_pad=False),
+    "max_pool_3x3": lambda C, s, affine: MaxPool2d(3, stride=s, padding=1),
+    "avg_pool_3x3": lambda C, s, affine: AvgPool2d(3, stride=s, padding=1, count_include_pad=False),
     "skip_connect": lambda C, s, affine: Identity() if s == 1 else FactorizedReduce(C, C, affine),
     "sep_conv_3x3": lambda C, s, affine: SepConv(C, 3, s, 1, affine),
     "sep_conv_5x5": lambda C, s, affine: SepConv(C, 5, s, 2, affine),
