@@ -61,7 +61,9 @@ class Darts:
             return
         self.arch_opt.zero_grad(set_to_none=True)
         if self.unrolled:  # g_alpha - eta * (finite-difference Hessian-vector product)
-            net.alphas.grad = unrolled_alpha_grad(net, w_opt, train, valid)
+            # in float32 even under bf16 autocast: a finite difference drowns in bf16 rounding
+            with torch.autocast(net.alphas.device.type, enabled=False):
+                net.alphas.grad = unrolled_alpha_grad(net, w_opt, train, valid)
         else:  # only alpha's gradient: the weight grads the reference fills here are zeroed
             # unread, and skipping them (mostly depthwise grad_weight) is bit-identical (test_perf)
             F.cross_entropy(net(valid[0]), valid[1]).backward(inputs=[net.alphas])
