@@ -23,6 +23,8 @@ def parser():
                    help="gin binding, e.g. 'search.epochs = 10' (repeatable, applied last)")
     p.add_argument("--resume", action="store_true",
                    help="continue the newest unfinished run of the same name from its checkpoint")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="sweeps: N worker processes on this machine sharing the study")
     p.add_argument("--list", action="store_true", help="list the experiment files and exit")
     p.add_argument("--traceback", action="store_true", help="show the full traceback on errors")
     return p
@@ -59,7 +61,7 @@ def parse_config(files, bindings):
     import gin
 
     logging.getLogger().addFilter(_QuietGinPathProbe())
-    from runner import experiment  # noqa: F401  (registers every configurable first)
+    from runner import experiment, sweep  # noqa: F401  (registers every configurable first)
     from runner.gin_types import check_types
 
     gin.clear_config()
@@ -82,7 +84,23 @@ def one_line(exc):
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def is_sweep():
+    """A gin config that binds `sweep.params` runs an Optuna sweep (gin/sweeps/)."""
+    import gin
+
+    try:
+        gin.query_parameter("sweep.params")
+    except ValueError:
+        return False
+    return True
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["report"]:
+        from runner.report import main as report_main
+
+        return report_main(argv[1:])
     args = parser().parse_args(argv)
     if args.list:
         list_experiments()
@@ -90,11 +108,17 @@ def main(argv=None):
     if not args.gin:
         parser().error("give at least one --gin FILE (runner --list shows the experiment files)")
     try:
-        parse_config(args.gin, args.bind)
-        from runner.experiment import run
-
+        bindings = args.bind + ([f"sweep.workers = {args.workers}"] if args.workers else [])
+        parse_config(args.gin, bindings)
         signal.signal(signal.SIGTERM, _terminate)  # preemption: mark the run KILLED
-        summary = run(gin_files=args.gin, bindings=args.bind, resume=args.resume)
+        if is_sweep():
+            from runner.sweep import sweep
+
+            summary = sweep(gin_files=args.gin, bindings=args.bind, argv=argv)
+        else:
+            from runner.experiment import run
+
+            summary = run(gin_files=args.gin, bindings=args.bind, resume=args.resume)
     except KeyboardInterrupt:
         print("runner: interrupted; the MLflow run is marked KILLED and its checkpoints kept; "
               "continue it with --resume", file=sys.stderr)
@@ -116,8 +140,17 @@ def print_summary(s):
     from spaces.network import param_size
     from tracking.mlflow_tracker import Tracker
 
-    print(f"\ngenotype: {s['genotype']}")
-    print(f"param size (C36/L20, no aux head): {param_size(s['genotype']) / 1e6:.3f} M")
+    if "study" in s:
+        best = (f"; best trial {s['best_trial']}: {s['best_value']:.4g} with {s['best_params']}"
+                if "best_trial" in s else "")
+        print(f"\nsweep {s['study']}: {s['n_complete']} trials complete, {s['n_fail']} failed"
+              f"{best}")
+    elif "seeds" in s:
+        for seed, r in s["seeds"].items():
+            print(f"seed {seed}: run {r['run_id']}  test error {r.get('test_error', 'n/a')}")
+    else:
+        print(f"\ngenotype: {s['genotype']}")
+        print(f"param size (C36/L20, no aux head): {param_size(s['genotype']) / 1e6:.3f} M")
     if "test_acc" in s:
         print(f"retrained params: {s['params'] / 1e6:.3f} M")
         print(f"final test accuracy: {s['test_acc']:.2f} %  (test error {s['test_error']:.2f} %)")

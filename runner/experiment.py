@@ -109,15 +109,21 @@ def set_deterministic(on):
     torch.backends.cudnn.deterministic = on
 
 
-@gin.configurable(denylist=["gin_files", "bindings", "resume"])
+@gin.configurable(denylist=["gin_files", "bindings", "resume", "parent_run_id", "run_name",
+                            "extra_tags"])
 def run(gin_files=(), bindings=(), resume=False, experiment_name=gin.REQUIRED,
-        space=gin.REQUIRED, method=gin.REQUIRED, seed=2, device="auto", output_dir="outputs",
-        do_retrain=True, deterministic=False):
+        space=gin.REQUIRED, method=gin.REQUIRED, seed=2, seeds=(), device="auto",
+        output_dir="outputs", do_select=True, do_retrain=True, deterministic=False,
+        parent_run_id=None, run_name=None, extra_tags=None):
     """Search, select and retrain as the gin files say; returns a summary dict.
 
     With `resume`, the newest unfinished run of the same name continues in place from its
-    last checkpoint (epoch boundary or PT round).
+    last checkpoint (epoch boundary or PT round). `seeds` runs one nested run per seed under one
+    parent run; `do_select=False` stops after the search (a supernet for `select.from_run`).
     """
+    if seeds:
+        return run_seeds(gin_files, bindings, resume, experiment_name, list(seeds),
+                         parent_run_id)
     device = pick_device(device)
     space = get_space(space)
     set_deterministic(deterministic)
@@ -128,18 +134,57 @@ def run(gin_files=(), bindings=(), resume=False, experiment_name=gin.REQUIRED,
     seed_everything(seed)
     gen = torch.Generator(device).manual_seed(seed)
     method = method()
-    name = f"{experiment_name}-seed{seed}"
+    name = run_name or f"{experiment_name}-seed{seed}"
     tags = {"space": space.name, "method": method.name, "selector": selector_name(),
             "dataset": data.name, "seed": seed, "git_commit": git_commit(), "device": str(device),
-            "deterministic": deterministic}
+            "deterministic": deterministic, **(extra_tags or {})}
+    if not do_select:
+        tags["selector"] = "none (search only)"
     reopen = tracker.find_unfinished(experiment_name, name) if resume else None
-    with tracker.run(experiment_name, run_name=name, tags=tags, parent_run_id=source_run(),
-                     run_id=reopen):
+    with tracker.run(experiment_name, run_name=name, tags=tags, run_id=reopen,
+                     parent_run_id=parent_run_id or source_run()):
         try:
             return _run(tracker, gin_files, bindings, space, method, data, gen, seed, device,
-                        os.path.join(output_dir, tracker.run_id), do_retrain)
+                        os.path.join(output_dir, tracker.run_id), do_select, do_retrain)
         finally:
             tracker.text(gin.operative_config_str(), "config/operative.gin")
+
+
+def run_seeds(gin_files, bindings, resume, experiment_name, seeds, parent_run_id=None):
+    """One parent run with one nested run per seed (a multi-seed protocol, issue 7)."""
+    tracker = Tracker()
+    tracker.check()
+    name = f"{experiment_name}-seeds"
+    reopen = tracker.find_unfinished(experiment_name, name) if resume else None
+    with tracker.run(experiment_name, run_name=name, tags={"seeds": seeds},
+                     parent_run_id=parent_run_id, run_id=reopen):
+        log_config(tracker, gin_files, bindings)
+        done = finished_seeds(tracker, experiment_name) if resume else {}
+        results = []
+        for s in seeds:
+            if s in done:  # a resumed protocol does not rerun the seeds that finished
+                results.append(done[s])
+                continue
+            out = run(gin_files, bindings, resume, seed=s, seeds=(), parent_run_id=tracker.run_id)
+            results.append({k: out[k] for k in ("run_id", "test_error") if k in out})
+        errors = [r["test_error"] for r in results if "test_error" in r]
+        if errors:
+            tracker.metrics({"seeds/best_test_error": min(errors),
+                             "seeds/mean_test_error": float(np.mean(errors)),
+                             "seeds/std_test_error": float(np.std(errors, ddof=1))
+                             if len(errors) > 1 else 0.0}, step=0)
+        return {"run_id": tracker.run_id, "seeds": dict(zip(seeds, results))}
+
+
+def finished_seeds(tracker, experiment_name):
+    """Seeds of this protocol whose nested run already FINISHED: seed -> summary."""
+    runs = tracker.client.search_runs(
+        [tracker.experiment_id(experiment_name)],
+        f"tags.`mlflow.parentRunId` = '{tracker.run_id}' and attributes.status = 'FINISHED'")
+    return {int(r.data.tags["seed"]): {"run_id": r.info.run_id,
+                                       **({"test_error": r.data.metrics["test_error"]}
+                                          if "test_error" in r.data.metrics else {})}
+            for r in runs}
 
 
 def saved(out, phase):
@@ -161,7 +206,9 @@ def writable(folder):
                               f"({e.strerror}); set run.output_dir") from e
 
 
-def _run(tracker, gin_files, bindings, space, method, data, gen, seed, device, out, do_retrain):
+def _run(tracker, gin_files, bindings, space, method, data, gen, seed, device, out, do_select,
+         do_retrain):
+    os.makedirs(out, exist_ok=True)
     log_config(tracker, gin_files, bindings)
     net = supernet(space, data.num_classes, data.in_channels).to(device)
     parent, select_state = source_run(), saved(out, "select")
@@ -171,6 +218,8 @@ def _run(tracker, gin_files, bindings, space, method, data, gen, seed, device, o
         load_supernet(tracker, parent, net, method, out, device)
     else:
         train_supernet(tracker, net, method, data, gen, out, saved(out, "search"))
+    if not do_select:
+        return {"run_id": tracker.run_id, "genotype": net.genotype()}
     if select_state is None:
         # selection draws from freshly seeded RNGs, so that selecting again from this run's
         # checkpoint (`select.from_run`) replays the same batches and decisions

@@ -1,0 +1,155 @@
+"""`runner report --experiment NAME`: paper-style tables from the MLflow runs of experiments.
+
+Protocol table: per (space, dataset, method, selector), final test error over seeds as best-of-N
+and mean ± std (sample std, ddof=1). The paper reports one number per cell for S1-S4 (the best
+of its runs, spec §8.2) and mean ± std plus the best for the DARTS space (spec §8.1): the
+`headline` column says which. Sweep table: one row per trial. Markdown and CSV.
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+
+KEYS = ["space", "dataset", "method", "selector"]
+
+
+def runs_frame(client, experiments):
+    """One row per FINISHED run: its tags, test_error, run id, parent, sweep fields."""
+    import pandas as pd
+
+    ids = []
+    for name in experiments:
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise ValueError(f"no MLflow experiment named {name!r}")
+        ids.append(exp.experiment_id)
+    rows = []
+    for r in client.search_runs(ids, "attributes.status = 'FINISHED'", max_results=50000):
+        t, m = r.data.tags, r.data.metrics
+        rows.append({**{k: t.get(k) for k in KEYS + ["seed", "sweep_study", "sweep_trial"]},
+                     "sweep_params": t.get("sweep_params"), "test_error": m.get("test_error"),
+                     "run_id": r.info.run_id, "run_name": t.get("mlflow.runName")})
+    return pd.DataFrame(rows, columns=KEYS + ["seed", "sweep_study", "sweep_trial",
+                                              "sweep_params", "test_error", "run_id", "run_name"])
+
+
+def protocol_table(df):
+    """Best-of-N and mean ± std of final test error per configuration (sweep trials apart)."""
+    import pandas as pd
+
+    done = df[df.test_error.notna() & df.sweep_study.isna()]
+    rows = []
+    for key, g in done.groupby(KEYS, sort=True, dropna=False):
+        err = g.test_error.astype(float)
+        std = float(err.std(ddof=1)) if len(err) > 1 else float("nan")
+        rows.append({**dict(zip(KEYS, key)), "N": len(err), "best": float(err.min()),
+                     "mean": float(err.mean()), "std": std,
+                     "headline": (f"best of {len(err)}" if key[0] in ("s1", "s2", "s3", "s4")
+                                  else f"mean ± std of {len(err)}"),
+                     "seeds": " ".join(sorted(str(s) for s in g.seed))})
+    return pd.DataFrame(rows, columns=KEYS + ["N", "best", "mean", "std", "headline", "seeds"])
+
+
+def sweep_table(df):
+    """One row per sweep trial run: study, trial number, swept values, test error."""
+    import pandas as pd
+
+    trials = df[df.sweep_study.notna() & df.sweep_trial.notna()]
+    rows = [{"study": r.sweep_study, "trial": int(r.sweep_trial),
+             **json.loads(r.sweep_params or "{}"), "test_error": r.test_error,
+             "run_id": r.run_id} for r in trials.itertuples()]
+    return pd.DataFrame(rows).sort_values(["study", "trial"]) if rows else pd.DataFrame()
+
+
+def markdown(df, floatfmt="{:.2f}"):
+    """A GitHub markdown table (pandas' to_markdown needs the optional `tabulate`)."""
+    if df.empty:
+        return "(no runs)\n"
+
+    def cell(v):
+        if isinstance(v, float):
+            return "–" if v != v else floatfmt.format(v)
+        return str(v)
+
+    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    rule = "| " + " | ".join("---" for _ in df.columns) + " |"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, rule, *body]) + "\n"
+
+
+def write_tables(tables, folder):
+    """`name.csv` and `name.md` per table; returns the paths."""
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for name, df in tables.items():
+        for ext, text in (("csv", df.to_csv(index=False)), ("md", markdown(df))):
+            path = os.path.join(folder, f"{name}.{ext}")
+            with open(path, "w") as f:
+                f.write(text)
+            paths.append(path)
+    return paths
+
+
+def report(experiments, out="reports", log=True):
+    """Print the tables, write them under `out`, and log them to a `report` run."""
+    from tracking.mlflow_tracker import Tracker
+
+    tracker = Tracker()
+    tracker.check()
+    df = runs_frame(tracker.client, experiments)
+    tables = {"protocol": protocol_table(df), "sweeps": sweep_table(df)}
+    for name, table in tables.items():
+        print(f"## {name}\n\n{markdown(table)}")
+    paths = write_tables(tables, out)
+    if log:
+        with tracker.run(experiments[0], run_name="report",
+                         tags={"report_of": ",".join(experiments)}):
+            for path in paths:
+                tracker.artifact(path, "report")
+    return tables
+
+
+def summarise_sweep(study, parent, metric):
+    """The study summary on the sweep run: trial table, best trial, objective plot."""
+    from tracking.mlflow_tracker import Tracker
+    from tracking.plots import sweep_objective
+
+    tracker = Tracker()
+    tracker.run_id = parent
+    trials = study.trials_dataframe()
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in write_tables({"trials": trials}, tmp):
+            tracker.artifact(path, "sweep")
+        tracker.artifact(sweep_objective(trials, os.path.join(tmp, "objective.png")), "plots")
+    counts = trials.state.value_counts().to_dict() if len(trials) else {}
+    summary = {"study": study.study_name, "n_complete": counts.get("COMPLETE", 0),
+               "n_fail": counts.get("FAIL", 0), "run_id": parent}
+    if done:
+        best = study.best_trial
+        summary.update(best_value=best.value, best_params=best.params, best_trial=best.number)
+        tracker.tags({f"best.{k}": v for k, v in best.params.items()})  # a rerun may change it
+        tracker.metrics({f"sweep/best_{metric}": best.value}, step=0)
+    tracker.metrics({"sweep/n_complete": summary["n_complete"],
+                     "sweep/n_fail": summary["n_fail"]}, step=0)
+    tracker.client.set_terminated(parent, "FINISHED")
+    return summary
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="runner report", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--experiment", action="append", required=True, metavar="NAME",
+                   help="MLflow experiment name (repeatable)")
+    p.add_argument("--out", default="reports", help="folder for the CSV and markdown tables")
+    p.add_argument("--no-log", action="store_true", help="do not log a `report` MLflow run")
+    a = p.parse_args(argv)
+    try:
+        report(a.experiment, a.out, log=not a.no_log)
+    except Exception as e:  # noqa: BLE001 - one line, as the runner
+        from runner.cli import one_line
+
+        print(f"runner report: error: {one_line(e)}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,149 @@
+"""Optuna sweeps of selection hyperparameters: one study, one MLflow sweep run, and one nested
+MLflow run per trial (DESIGN.md: "the last metric is what an Optuna sweep optimises").
+
+Storage by URL: a journal file (several processes on one machine, the default) or a database URL
+such as postgresql://... (several machines; heartbeats fail the trials of killed workers, which
+are retried with the same parameters). The trial budget is global: the process that creates the
+study enqueues `n_trials` slots, and every worker only runs enqueued trials.
+"""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import warnings
+
+import gin
+
+from runner.sweep_setup import POLL_S, fail_dead_trials, open_study, supernet_run_id, sweep_run_id
+
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+@gin.configurable(denylist=["gin_files", "bindings", "argv"])
+def sweep(gin_files=(), bindings=(), argv=(), study_name=gin.REQUIRED, params=gin.REQUIRED,
+          n_trials=8, storage=None, metric="test_error", direction="minimize",
+          selection_only=True, supernet_run=None, sampler_seed=0, workers=1,
+          heartbeat_interval=30, grace_period=90, max_retry=3):
+    """Run trials until the study's `n_trials` slots are done; returns the study summary.
+
+    params: {'gin.binding': ('int', low, high) | ('float', low, high[, 'log']) |
+    ('categorical', [choices])}, the sweep's search space, written in gin.
+    selection_only: train one supernet (or reuse `supernet_run`) and let every trial select
+    from it with `select.from_run`, instead of searching again per trial.
+    """
+    import optuna
+
+    # the heartbeat retry callback is marked experimental; it is the documented way (Optuna 5)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    study = open_study(study_name, storage, direction, sampler_seed, n_trials,
+                       heartbeat_interval, grace_period, max_retry, WORKER)
+    children = [spawn(argv) for _ in range(workers - 1)]  # they wait for the setup below
+    parent = sweep_run_id(study, gin_files, bindings, WORKER)
+    source = None
+    if selection_only:
+        source = supernet_run or supernet_run_id(study, gin_files, bindings, parent, WORKER)
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    work(study, objective(study, gin_files, bindings, params, parent, source, metric),
+         RetryHeartbeatStaleTrialCallback(max_retry=max_retry))
+    failed = [p.args for p in children if p.wait() != 0]
+    from runner.report import summarise_sweep
+
+    summary = summarise_sweep(study, parent, metric)
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {workers - 1} sweep worker processes failed")
+    return summary
+
+
+def without_workers(argv):
+    """argv less its `--workers N` / `--workers=N`."""
+    out, skip = [], False
+    for a in argv:
+        if skip or a.startswith("--workers="):
+            skip = False
+            continue
+        skip = a == "--workers"
+        if not skip:
+            out.append(a)
+    return out
+
+
+def spawn(argv):
+    """One more worker: the same command, explicitly (gin bindings are per process)."""
+    return subprocess.Popen([sys.executable, "-m", "runner", *without_workers(argv),
+                             "--workers", "1"])
+
+
+def work(study, fn, retry):
+    """Run waiting trial slots until none is waiting or running; fail dead workers' trials."""
+    import optuna
+
+    waiting, running = optuna.trial.TrialState.WAITING, optuna.trial.TrialState.RUNNING
+    while True:
+        fail_dead_trials(study, retry)
+        trials = study.get_trials(deepcopy=False, states=(waiting, running))
+        if any(t.state == waiting for t in trials):
+            # catch: a trial that raises is recorded FAIL and the study goes on
+            study.optimize(fn, n_trials=1, catch=(Exception,))
+        elif trials:  # another worker's trial: wait, it may die and come back as a retry
+            time.sleep(POLL_S)
+        else:
+            return
+
+
+def gin_literal(value):
+    """A Python value as gin source (strings quoted, None/True/numbers as written)."""
+    return repr(value)
+
+
+def suggest(trial, name, spec):
+    """One hyperparameter from its gin-written distribution."""
+    kind, *args = spec
+    if kind == "int":
+        return trial.suggest_int(name, args[0], args[1])
+    if kind == "float":
+        return trial.suggest_float(name, args[0], args[1], log=len(args) > 2 and args[2] == "log")
+    if kind == "categorical":
+        return trial.suggest_categorical(name, list(args[0]))
+    raise ValueError(f"sweep.params[{name!r}]: unknown kind {kind!r} "
+                     "(int, float or categorical)")
+
+
+def objective(study, gin_files, bindings, params, parent, source, metric):
+    """The trial function: bind the suggested values, run the experiment as a nested run."""
+    import optuna
+
+    from runner.cli import one_line, parse_config
+    from runner.experiment import run
+    from tracking.mlflow_tracker import Tracker
+
+    def fn(trial):
+        system = trial.storage.get_trial_system_attrs(trial._trial_id)
+        if "fixed_params" not in system:  # another worker took the last slot first
+            trial.set_user_attr("surplus", True)
+            raise optuna.TrialPruned("no trial slot left")
+        trial.set_user_attr("worker", WORKER)
+        try:
+            values = {name: suggest(trial, name, spec) for name, spec in params.items()}
+            extra = [f"{k} = {gin_literal(v)}" for k, v in values.items()]
+            if source:
+                extra.append(f"select.from_run = {source!r}")
+            parse_config(gin_files, list(bindings) + extra)  # explicit: never inherited state
+            summary = run(gin_files, list(bindings) + extra, parent_run_id=parent,
+                          run_name=f"{study.study_name}-trial{trial.number}",
+                          extra_tags={"sweep_study": study.study_name,
+                                      "sweep_trial": trial.number,
+                                      "sweep_params": json.dumps(values)})
+        except Exception as e:  # recorded on the trial; optimize(catch=...) marks it FAIL
+            trial.set_user_attr("error", one_line(e))
+            raise
+        trial.set_user_attr("mlflow_run_id", summary["run_id"])
+        metrics = Tracker().client.get_run(summary["run_id"]).data.metrics
+        if metric not in metrics:
+            raise KeyError(f"sweep.metric {metric!r} not logged by the trial run "
+                           f"(it has {sorted(metrics)[:8]}...)")
+        return metrics[metric]
+
+    return fn

@@ -1,0 +1,163 @@
+"""What a sweep does once for all its workers: the study and its trial slots, the MLflow sweep
+run, the shared supernet; plus dead-worker detection and the closing summary."""
+import os
+import re
+import socket
+import time
+
+POLL_S = 2.0
+
+
+def redact(url):
+    """A storage URL without its password, fit for a tag or an error message."""
+    return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", url)
+
+
+def storage_for(url, study_name, heartbeat_interval, grace_period, max_retry):
+    """A journal file (default, one machine) or an RDB URL with heartbeats (several)."""
+    import optuna
+    from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+    from optuna.storages.journal import JournalFileBackend
+
+    if not url or url.startswith("journal:"):
+        path = url[len("journal:"):] if url else os.path.join("outputs", "sweeps",
+                                                              f"{study_name}.journal")
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        return JournalStorage(JournalFileBackend(path))
+    retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retry)  # same params, new trial
+    try:
+        return RDBStorage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                          heartbeat_stale_trial_callback=retry)
+    except Exception as e:  # noqa: BLE001 - sqlalchemy/driver errors are long and nested
+        text = " ".join(str(e).split("\n")[0].split())[:160]
+        raise ConnectionError(f"optuna storage {redact(url)} unreachable: {text}") from e
+    finally:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def open_study(name, url, direction, seed, n_trials, heartbeat_interval, grace_period, max_retry,
+               worker):
+    """Create the study and its `n_trials` slots, or join it; the creator owns the setup."""
+    import optuna
+
+    storage = storage_for(url, name, heartbeat_interval, grace_period, max_retry)
+    try:
+        study = optuna.create_study(study_name=name, storage=storage, direction=direction,
+                                    sampler=optuna.samplers.TPESampler(seed=seed))
+        study.set_user_attr("setup_owner", worker)
+    except optuna.exceptions.DuplicatedStudyError:
+        # a joining worker samples with its own seed, or it would repeat the creator's draws
+        study = optuna.load_study(study_name=name, storage=storage, sampler=optuna.samplers
+                                  .TPESampler(seed=None if seed is None else seed + os.getpid()))
+        if study.direction.name.lower() != direction:
+            raise ValueError(f"study {name!r} exists with direction "
+                             f"{study.direction.name.lower()}, not {direction}")
+    top_up(study, n_trials)
+    return study
+
+
+def top_up(study, n_trials):
+    """Enqueue slots until the study holds `n_trials` trials besides retries (global budget)."""
+    slots = [t for t in study.get_trials(deepcopy=False) if "failed_trial" not in t.system_attrs]
+    for _ in range(n_trials - len(slots)):
+        study.enqueue_trial({})
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def dead(worker):
+    """A worker ('host:pid') on this machine whose process is gone (other hosts: unknown)."""
+    if not worker:
+        return False
+    host, _, pid = worker.rpartition(":")
+    return host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid))
+
+
+def once(study, key, make, worker):
+    """The study-wide value `key`: made by the setup owner, awaited by the others; a dead
+    owner's setup is taken over (a rerun resumes a killed setup)."""
+    while True:
+        attrs = study.user_attrs
+        if key in attrs:
+            return attrs[key]
+        owner = attrs.get("setup_owner")
+        if owner == worker:
+            value = make()
+            study.set_user_attr(key, value)
+            return value
+        if dead(owner) or owner is None:
+            study.set_user_attr("setup_owner", worker)
+        time.sleep(POLL_S)
+
+
+def sweep_run_id(study, gin_files, bindings, worker):
+    """The MLflow parent run of the sweep, created once; trial runs nest under it."""
+    import gin
+
+    from runner.experiment import log_config
+    from tracking.mlflow_tracker import Tracker
+
+    def make():
+        tracker = Tracker()
+        tracker.check()
+        name = gin.query_parameter("run.experiment_name")
+        run = tracker.client.create_run(tracker.experiment_id(name),
+                                        run_name=f"sweep-{study.study_name}",
+                                        tags={"sweep_study": study.study_name,
+                                              "sweep_storage": redact(storage_url(study))})
+        tracker.run_id = run.info.run_id
+        log_config(tracker, gin_files, bindings)
+        return tracker.run_id
+
+    return once(study, "mlflow_sweep_run", make, worker)
+
+
+def storage_url(study):
+    storage = study._storage
+    storage = getattr(storage, "_backend", storage)  # _CachedStorage wraps an RDBStorage
+    return getattr(storage, "url", None) or getattr(getattr(storage, "_backend", None),
+                                                    "_file_path", "journal")
+
+
+def supernet_run_id(study, gin_files, bindings, parent, worker):
+    """Train the supernet every trial selects from, once, as a nested search-only run."""
+    from runner.cli import parse_config
+    from runner.experiment import run
+
+    def make():
+        parse_config(gin_files, bindings)
+        return run(gin_files, bindings, resume=True, parent_run_id=parent, do_select=False,
+                   run_name=f"sweep-{study.study_name}-supernet",
+                   extra_tags={"sweep_study": study.study_name})["run_id"]
+
+    return once(study, "supernet_run", make, worker)
+
+
+def fail_dead_trials(study, retry):
+    """RDB: heartbeats fail stale trials. Journal: trials of dead local workers are failed
+    here; either way each comes back as a waiting retry with the same parameters."""
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.storages import fail_stale_trials
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+    from optuna.trial import TrialState
+
+    if is_heartbeat_enabled(study._storage):
+        fail_stale_trials(study)
+        return
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if not dead(t.user_attrs.get("worker")):
+            continue
+        try:
+            failed = study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+        except UpdateFinishedTrialError:  # another worker failed it first
+            continue
+        if failed:
+            retry(study, study._storage.get_trial(t._trial_id))

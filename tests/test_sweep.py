@@ -1,0 +1,158 @@
+"""Optuna sweeps end to end: worker processes on a journal file and on a real PostgreSQL server,
+a failing trial, a killed worker's trial retried with the same parameters, nested MLflow runs."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pg import Postgres
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDY = "pt_tune_epochs_s3"
+PARAMS = ("{'select.tune_epochs': ('int', 0, 1), "
+          "'Perturbation.crit': ('categorical', ['acc', 'loss'])}")
+
+
+def command(storage, n_trials, *extra, params=PARAMS):
+    """The sweep experiment file at tiny size on the digits set."""
+    argv = [sys.executable, "-m", "runner", "--gin", str(ROOT / "gin/sweeps/pt_tune_epochs_s3.gin"),
+            "--gin", str(ROOT / "gin/data/digits.gin"), "--gin", str(ROOT / "gin/spaces/s2.gin"),
+            "--gin", str(ROOT / "gin/overrides/tiny.gin")]
+    binds = ["retrain.auxiliary_weight = 0.0", "dataset.limit = 16", "Perturbation.subset = 8",
+             f"sweep.params = {params}", f"sweep.storage = {storage!r}",
+             f"sweep.n_trials = {n_trials}", "sweep.heartbeat_interval = 1",
+             "sweep.grace_period = 3"]
+    return argv + [a for b in binds for a in ("--bind", b)] + list(extra)
+
+
+def start(cmd, folder, name):
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    log = open(folder / f"{name}.log", "w")
+    return subprocess.Popen(cmd, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def finish(proc, folder, name, timeout=600):
+    rc = proc.wait(timeout=timeout)
+    assert rc == 0, (folder / f"{name}.log").read_text()[-3000:]
+
+
+def study_of(storage):
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    if storage.startswith("journal:"):
+        storage = JournalStorage(JournalFileBackend(storage[len("journal:"):]))
+    return optuna.load_study(study_name=STUDY, storage=storage)
+
+
+def check_nesting(client, study):
+    """Every finished trial has its nested MLflow run, bound to the trial's values."""
+    sweep_run = study.user_attrs["mlflow_sweep_run"]
+    supernet = study.user_attrs["supernet_run"]
+    assert client.get_run(supernet).data.tags["mlflow.parentRunId"] == sweep_run
+    for t in study.trials:
+        if t.state.name != "COMPLETE":
+            continue
+        run = client.get_run(t.user_attrs["mlflow_run_id"])
+        tags, params = run.data.tags, run.data.params
+        assert tags["mlflow.parentRunId"] == sweep_run
+        assert int(tags["sweep_trial"]) == t.number
+        assert json.loads(tags["sweep_params"]) == t.params
+        assert tags["selected_from_run"] == supernet  # one supernet, trained once
+        assert params["select.tune_epochs"] == str(t.params["select.tune_epochs"])
+        assert params["Perturbation.crit"] == t.params["Perturbation.crit"]
+        assert run.data.metrics["test_error"] == pytest.approx(t.value)
+    assert client.get_run(sweep_run).info.status == "FINISHED"
+
+
+def test_two_workers_share_a_journal_study_with_a_global_trial_count(tracking, tmp_path):
+    storage = f"journal:{tmp_path}/sweep.journal"
+    proc = start(command(storage, 4, "--workers", "2"), tmp_path, "sweep")
+    finish(proc, tmp_path, "sweep")
+    study = study_of(storage)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
+    assert sorted(t.number for t in study.trials) == [0, 1, 2, 3]
+    check_nesting(tracking, study)
+    runs = tracking.search_runs([tracking.get_experiment_by_name("sweep_pt_s3").experiment_id])
+    names = sorted(r.info.run_name for r in runs)
+    assert names == sorted([f"sweep-{STUDY}", f"sweep-{STUDY}-supernet"]
+                           + [f"{STUDY}-trial{i}" for i in range(4)])
+    sweep_run = tracking.get_run(study.user_attrs["mlflow_sweep_run"])
+    assert sweep_run.data.metrics["sweep/n_complete"] == 4
+    files = {f.path for f in tracking.list_artifacts(sweep_run.info.run_id, "sweep")}
+    assert {"sweep/trials.csv", "sweep/trials.md"} <= files
+    # running the command again resumes the study: nothing is left to do, no trial is added
+    finish(start(command(storage, 4), tmp_path, "again"), tmp_path, "again")
+    assert len(study_of(storage).trials) == 4
+
+
+def test_failing_trials_are_recorded_and_the_study_goes_on(tracking, tmp_path):
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = f"journal:{tmp_path}/sweep.journal"
+    study = optuna.create_study(study_name=STUDY, storage=JournalStorage(
+        JournalFileBackend(str(tmp_path / "sweep.journal"))))
+    fixed = {"select.tune_epochs": 0, "select.edge_order": "random"}
+    study.enqueue_trial({**fixed, "Perturbation.crit": "no-such-criterion"})  # before the run
+    study.enqueue_trial({**fixed, "Perturbation.crit": "acc", "select.edge_order": "sideways"})
+    study.enqueue_trial({**fixed, "Perturbation.crit": "acc"})
+    params = PARAMS[:-1] + ", 'select.edge_order': ('categorical', ['random', 'sideways'])}"
+    finish(start(command(storage, 3, params=params), tmp_path, "sweep"), tmp_path, "sweep")
+    study = study_of(storage)
+    assert [t.state.name for t in study.trials] == ["FAIL", "FAIL", "COMPLETE"]
+    assert "no-such-criterion" in study.trials[0].user_attrs["error"]
+    assert "sideways" in study.trials[1].user_attrs["error"]
+    check_nesting(tracking, study)
+    exp = tracking.get_experiment_by_name("sweep_pt_s3").experiment_id
+    (failed,) = tracking.search_runs([exp], f"tags.`mlflow.runName` = '{STUDY}-trial1'")
+    assert failed.info.status == "FAILED"  # failed inside its nested run: the run says so
+
+
+def running_trial_of(storage, pid, timeout=300):
+    """Wait until worker `pid` runs a trial; returns that trial's number."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            for t in study_of(storage).trials:
+                if t.state.name == "RUNNING" and t.user_attrs.get("worker", "").endswith(
+                        f":{pid}"):
+                    return t.number
+        except KeyError:  # the study does not exist yet
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"worker {pid} never ran a trial")
+
+
+@pytest.fixture
+def postgres():
+    server = Postgres().start()
+    yield server.url
+    server.stop()
+
+
+def test_postgres_study_retries_a_killed_workers_trial_with_its_parameters(
+        postgres, tracking, tmp_path):
+    first = start(command(postgres, 3), tmp_path, "first")
+    killed = running_trial_of(postgres, first.pid)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    second = start(command(postgres, 3), tmp_path, "second")  # heartbeat stale after 3 s
+    finish(second, tmp_path, "second")
+    study = study_of(postgres)
+    states = {t.number: t.state.name for t in study.trials}
+    assert states[killed] == "FAIL"
+    (retry,) = [t for t in study.trials if t.system_attrs.get("failed_trial") == killed]
+    assert retry.state.name == "COMPLETE"
+    assert retry.params == study.trials[killed].params
+    assert sum(s == "COMPLETE" for s in states.values()) == 3  # the global count, retry included
+    assert len({t.number for t in study.trials}) == len(study.trials) == 4
+    check_nesting(tracking, study)
