@@ -17,6 +17,7 @@ from spaces.darts import get_space
 from spaces.network import param_size
 from spaces.supernet import Supernet
 from tracking.gin_params import flat_bindings
+from tracking import plots
 from tracking.mlflow_tracker import Tracker
 
 
@@ -63,6 +64,7 @@ def log_selection(tracker, records, genotype, num_classes):
         pd.DataFrame(rows).to_csv(path, index=False)
         tracker.artifact(path, "selection")
     tracker.json(records, "selection/decisions.json")
+    tracker.plot(plots.decision_timeline, records, name="decisions.png")
     tracker.text(genotype.to_json(), "genotype.json")
     tracker.text(str(genotype) + "\n", "genotype.txt")
     tracker.tags({"genotype": str(genotype)})
@@ -77,6 +79,7 @@ def train_supernet(tracker, net, method, data, gen, out, resume=None):
     alpha_path = os.path.join(out, "alphas.npz")
     np.savez_compressed(alpha_path, alphas=alphas, cells=np.array(["normal", "reduce"]))
     tracker.artifact(alpha_path, "search")
+    tracker.plot(plots.alpha_history, alphas, net.space, name="alpha_history.png")
     if os.path.exists(ckpt):
         tracker.artifact(ckpt, "search")
     else:  # zero search epochs: still leave the supernet selection will start from
@@ -234,5 +237,6 @@ def _run(tracker, gin_files, bindings, space, method, data, gen, seed, device, o
                          ckpt_path=os.path.join(out, "retrain.pt"), resume=saved(out, "retrain"))
         tracker.ensure_logged({"test_error": result["test_error"], "test_acc": result["test_acc"]},
                               step=0)
+        tracker.plot(plots.retrain_curves, tracker.history("retrain/"), name="retrain.png")
         summary.update(result)
     return summary

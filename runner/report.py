@@ -122,7 +122,7 @@ def summarise_sweep(study, parent, metric):
     with tempfile.TemporaryDirectory() as tmp:
         for path in write_tables({"trials": trials}, tmp):
             tracker.artifact(path, "sweep")
-        tracker.artifact(sweep_objective(trials, os.path.join(tmp, "objective.png")), "plots")
+    tracker.plot(sweep_objective, trials, name="objective.png")
     counts = trials.state.value_counts().to_dict() if len(trials) else {}
     summary = {"study": study.study_name, "n_complete": counts.get("COMPLETE", 0),
                "n_fail": counts.get("FAIL", 0), "run_id": parent}

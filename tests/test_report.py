@@ -75,7 +75,7 @@ def test_report_names_an_unknown_experiment(tracking, capsys):
         "runner report: error: ValueError: no MLflow experiment named 'nope'")
 
 
-def test_multi_seed_protocol_nests_one_run_per_seed(tracking, clean_gin):
+def test_multi_seed_protocol_nests_one_run_per_seed(tracking, clean_gin, tmp_path):
     argv = ["--gin", str(ROOT / "gin/quickstart.gin"), "--gin", str(ROOT / "gin/overrides/tiny.gin"),
             "--bind", "run.seeds = [0, 1]", "--bind", "dataset.limit = 16"]
     assert main(argv) == 0
@@ -87,3 +87,11 @@ def test_multi_seed_protocol_nests_one_run_per_seed(tracking, clean_gin):
     errors = [r.data.metrics["test_error"] for r in kids]
     assert parent.data.metrics["seeds/best_test_error"] == min(errors)
     assert parent.data.metrics["seeds/mean_test_error"] == pytest.approx(sum(errors) / 2)
+    for kid in kids:  # the plots of a run, logged as PNG files
+        rid = kid.info.run_id
+        names = {f.path for f in tracking.list_artifacts(rid, "plots")}
+        assert names == {f"plots/{n}.png" for n in ("alpha_history", "decisions", "retrain")}
+        for name in names:
+            with open(tracking.download_artifacts(rid, name, str(tmp_path)), "rb") as f:
+                assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+        assert not [t for t in kid.data.tags if t.startswith("plot_error")]

@@ -70,6 +70,7 @@ def check_nesting(client, study):
         assert params["Perturbation.crit"] == t.params["Perturbation.crit"]
         assert run.data.metrics["test_error"] == pytest.approx(t.value)
     assert client.get_run(sweep_run).info.status == "FINISHED"
+    assert [f.path for f in client.list_artifacts(sweep_run, "plots")] == ["plots/objective.png"]
 
 
 def test_two_workers_share_a_journal_study_with_a_global_trial_count(tracking, tmp_path):

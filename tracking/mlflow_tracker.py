@@ -133,6 +133,26 @@ class Tracker:
     def json(self, obj, name):
         self.text(json.dumps(obj, indent=1), name)
 
+    def plot(self, draw, *args, name):
+        """Draw a PNG with `draw(*args, path)` and log it under plots/; a plotting failure is a
+        warning, never the end of a run whose results are already logged."""
+        import sys
+
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                path = draw(*args, os.path.join(tmp, name))
+            except Exception as e:  # noqa: BLE001 - matplotlib errors vary
+                print(f"runner: warning: plot {name} not drawn: {type(e).__name__}: {e}",
+                      file=sys.stderr)
+                self.tags({f"plot_error.{name}": f"{type(e).__name__}: {e}"[:250]})
+                return
+            self.artifact(path, "plots")
+
+    def history(self, prefix):
+        """Metric name -> its MLflow history, for the run's metrics starting with `prefix`."""
+        keys = [k for k in self.client.get_run(self.run_id).data.metrics if k.startswith(prefix)]
+        return {k: self.client.get_metric_history(self.run_id, k) for k in keys}
+
     def ui_command(self):
         """The command that opens the MLflow UI on this tracking store."""
         return f"mlflow ui --backend-store-uri {self.uri}"
