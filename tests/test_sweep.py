@@ -157,3 +157,27 @@ def test_postgres_study_retries_a_killed_workers_trial_with_its_parameters(
     assert sum(s == "COMPLETE" for s in states.values()) == 3  # the global count, retry included
     assert len({t.number for t in study.trials}) == len(study.trials) == 4
     check_nesting(tracking, study)
+
+
+def test_journal_trial_of_a_dead_local_worker_comes_back_with_its_parameters(tmp_path):
+    import socket
+
+    import optuna
+    from optuna.storages import JournalStorage, RetryHeartbeatStaleTrialCallback
+    from optuna.storages.journal import JournalFileBackend
+
+    from runner.sweep_setup import fail_dead_trials
+
+    study = optuna.create_study(storage=JournalStorage(JournalFileBackend(
+        str(tmp_path / "s.journal"))))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid that no longer runs
+    host = socket.gethostname()
+    for pid in (gone.pid, os.getpid()):
+        trial = study.ask()
+        trial.suggest_int("select.tune_epochs", 0, 10)
+        trial.set_user_attr("worker", f"{host}:{pid}")
+    fail_dead_trials(study, RetryHeartbeatStaleTrialCallback(max_retry=3))
+    dead, alive, retry = study.trials
+    assert (dead.state.name, alive.state.name, retry.state.name) == ("FAIL", "RUNNING", "WAITING")
+    assert retry.params == dead.params and retry.system_attrs["failed_trial"] == dead.number
