@@ -1,11 +1,11 @@
 """Speed and memory next to the reference (issue 8): search step, PT scoring pass, retrain step.
 
-Times this project's own code paths (runner.search.train_step, Perturbation.measure and
-measure_all, runner.retrain.train_epoch) on synthetic CIFAR-sized uint8 data, then the
-reference with the same settings and torch threads, back to back in this run:
-../shared/reference/bench_reference.py (search step, BN-train forward pass) and the
-reference's retrain network (sota/cnn/model.py), each in a subprocess. Without
-../shared/reference only our numbers are printed. Prints one markdown table.
+Times the reference with the same settings and torch threads, then this project's own code
+paths, back to back in one run: ../shared/reference/bench_reference.py (search step, one
+BN-train forward pass) and the reference's retrain network (sota/cnn/model.py), each in a
+subprocess; ours through runner.search.train_step, Perturbation.measure / measure_all and
+runner.retrain.train_epoch on synthetic CIFAR-sized uint8 data. Without ../shared/reference
+only our numbers are printed. Prints one markdown table.
 
     python bench/perf.py [--tiny] [--device auto|cpu|cuda] [--C 16 --layers 8 --batch 64 --steps 3]
 
@@ -297,6 +297,7 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu")
                           if a.device == "auto" else a.device)
+    ref = reference(a, device)  # first: a child forked from a big parent reports its RSS
     ours = ours_supernet(a, device)
     ours["retrain_step_s"] = ours_retrain(a, device)
     other = ["precision.autocast = 'off'", "precision.channels_last = 'off'"] \
@@ -304,7 +305,6 @@ def main(argv=None):
     gin.parse_config(other)
     alt = ours_supernet(a, device, search_only=True)
     gin.clear_config()
-    ref = reference(a, device)
     ours["log_s"] = logging_s()
     print(table(a, device, ours, alt, ref))
 

@@ -8,7 +8,8 @@ one batch of G*B images, and
 * the masks: each image carries its pass's mixing weights (a [G*B, 1, 1, 1] weight per op);
   an op masked in pass g is computed for the others and multiplied by 0 for g, which adds an
   exact 0 to the edge sum;
-* BN: every BatchNorm normalises each pass's B images with their own batch statistics;
+* BN: every BatchNorm normalises each pass's B images with their own batch statistics
+  (the batch is folded so that each pass's channels are channels of their own);
 * running statistics: each BN's updates are replayed in the one-by-one order (pass after
   pass), skipping the passes in which that BN's op was masked, so the running mean/var and
   the batch counter end as the sequential passes leave them.
@@ -53,12 +54,36 @@ def bn_owners(net):
     return owners
 
 
+def fold(x, G):
+    """(G*n, C, H, W) -> (n, G*C, H, W): the G passes' channels side by side, same layout."""
+    N, C, H, W = x.shape
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        t = x.permute(0, 2, 3, 1).reshape(G, N // G, H, W, C).permute(1, 2, 3, 0, 4)
+        return t.reshape(N // G, H, W, G * C).permute(0, 3, 1, 2)
+    return x.reshape(G, N // G, C, H, W).transpose(0, 1).reshape(N // G, G * C, H, W)
+
+
+def unfold(y, G):
+    """The inverse of `fold`."""
+    n, GC, H, W = y.shape
+    C = GC // G
+    if y.is_contiguous(memory_format=torch.channels_last) and not y.is_contiguous():
+        t = y.permute(0, 2, 3, 1).reshape(n, H, W, G, C).permute(3, 0, 1, 2, 4)
+        return t.reshape(G * n, H, W, C).permute(0, 3, 1, 2)
+    return y.reshape(n, G, C, H, W).transpose(0, 1).reshape(G * n, C, H, W)
+
+
 class GroupedBN:
-    """Per-pass batch statistics for every BatchNorm2d of a net, and the running-stat replay."""
+    """Per-pass batch statistics for every BatchNorm2d of a net, and the running-stat replay.
+
+    A BN over the folded batch (n, G*C, H, W) normalises channel c of pass g with pass g's own
+    statistics; its running buffers, started at 0, collect each pass's EMA of batch
+    statistics, which `replay` applies pass after pass.
+    """
 
     def __init__(self, net, actives):
         self.owners, self.actives, self.G = bn_owners(net), actives, len(actives)
-        self.acc = {}  # bn -> [per-pass EMA of batch means, of batch vars, batches]
+        self.acc = {}  # bn -> [EMA of pass batch means (G*C), of unbiased vars (G*C), batches]
 
     def counts(self, bn, g):
         o = self.owners[bn]
@@ -67,35 +92,26 @@ class GroupedBN:
     def forward(self, bn, x):
         if bn.momentum is None:
             raise NotImplementedError("batched PT scoring needs BatchNorm momentum")
-        G, C = self.G, x.size(1)
-        xg = x.reshape(G, x.size(0) // G, *x.shape[1:]).float()
-        var, mean = torch.var_mean(xg, dim=(1, 3, 4), correction=0, keepdim=True)
-        y = (xg - mean) * torch.rsqrt(var + bn.eps)
-        if bn.affine:
-            y = y * bn.weight.view(1, 1, C, 1, 1) + bn.bias.view(1, 1, C, 1, 1)
-        m = xg[0].numel() // C  # values per channel in one pass's batch
-        self._record(bn, mean.view(G, C), var.view(G, C) * (m / max(m - 1, 1)))
-        return y.reshape(x.shape).to(x.dtype)
-
-    def _record(self, bn, mean, var):
-        """Per pass, the EMA of its updates so far started from 0 (all passes; masked ones are
-        dropped in `replay`)."""
+        G = self.G
         if bn not in self.acc:
-            self.acc[bn] = [torch.zeros_like(mean), torch.zeros_like(var), 0]
-        s = self.acc[bn]
-        s[0] = (1.0 - bn.momentum) * s[0] + bn.momentum * mean
-        s[1] = (1.0 - bn.momentum) * s[1] + bn.momentum * var
-        s[2] += 1
+            self.acc[bn] = [bn.running_mean.new_zeros(G * bn.num_features),
+                            bn.running_var.new_zeros(G * bn.num_features), 0]
+        acc = self.acc[bn]
+        acc[2] += 1
+        w, b = (bn.weight.repeat(G), bn.bias.repeat(G)) if bn.affine else (None, None)
+        y = F.batch_norm(fold(x, G), acc[0], acc[1], w, b, True, bn.momentum, bn.eps)
+        return unfold(y, G)
 
     @torch.no_grad()
     def replay(self):
         """Running stats as the passes one after another leave them: r <- a^n r + EMA_g."""
         for bn, (sm, sv, n) in self.acc.items():
             decay = (1.0 - bn.momentum) ** n
+            sm, sv = sm.view(self.G, -1), sv.view(self.G, -1)
             for g in range(self.G):
                 if self.counts(bn, g):
-                    bn.running_mean.mul_(decay).add_(sm[g].to(bn.running_mean.dtype))
-                    bn.running_var.mul_(decay).add_(sv[g].to(bn.running_var.dtype))
+                    bn.running_mean.mul_(decay).add_(sm[g])
+                    bn.running_var.mul_(decay).add_(sv[g])
                     bn.num_batches_tracked += n
 
     def __enter__(self):

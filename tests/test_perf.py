@@ -8,6 +8,7 @@ import copy
 import subprocess
 import sys
 
+import gin
 import pytest
 import torch
 import torch.nn as nn
@@ -133,8 +134,11 @@ def pt_ctx(data, seed=5):
             "valid_idx": data.search_halves()[1]}
 
 
-def scored(net, data, masks_per_pass, topology):
+def scored(net, data, masks_per_pass, topology, channels_last="off"):
     net, ctx = copy.deepcopy(net).train(), pt_ctx(data)
+    if channels_last == "on":  # the loops' conversion; measure() converts the inputs
+        gin.bind_parameter("precision.channels_last", "on")
+        net = net.to(memory_format=torch.channels_last)
     pt = Perturbation(batch_size=8, subset=16, masks_per_pass=masks_per_pass)
     if topology:
         kept, rounds = pt.keep_edges(net, "normal", [9, 10, 11, 12, 13], ctx)
@@ -159,15 +163,16 @@ def same_scores(a, b):
         assert a == b
 
 
-@pytest.mark.parametrize("space,masks_per_pass,topology",
-                         [("darts", 7, False), ("darts", 3, False), ("darts", 4, True),
-                          ("s3", 3, False)])
-def test_batched_scoring_equals_one_pass_per_mask(space, masks_per_pass, topology):
+@pytest.mark.parametrize("space,masks_per_pass,topology,channels_last",
+                         [("darts", 7, False, "off"), ("darts", 3, False, "off"),
+                          ("darts", 4, True, "off"), ("s3", 3, False, "off"),
+                          ("darts", 7, False, "on")])
+def test_batched_scoring_equals_one_pass_per_mask(space, masks_per_pass, topology, channels_last):
     net, data = tiny_supernet(space), tiny_images(48)
     net.fix_edge("normal", 1, 0)
     net.prune_edge("reduce", 3)
-    one = scored(net, data, 1, topology)
-    many = scored(net, data, masks_per_pass, topology)
+    one = scored(net, data, 1, topology, channels_last)
+    many = scored(net, data, masks_per_pass, topology, channels_last)
     assert one[0] == many[0]  # the same decision
     same_scores(one[1], many[1])  # the same accuracies; losses to float32 rounding
     same_state(one[2], many[2], exact=False)  # BN running stats, batch counters
