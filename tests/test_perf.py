@@ -100,6 +100,21 @@ def test_skipping_decided_and_masked_ops_equals_computing_them_with_weight_0(tra
         assert torch.equal(copy.deepcopy(net)(x), copy.deepcopy(net)(x, None, everything))
 
 
+def test_supernet_forward_reads_no_tensor_value_on_the_host():
+    """On the meta device any host read (`if w != 0`, .item(), .tolist()) raises: the forward,
+    masked or not, decides what to compute from the host-side decision state alone."""
+    net = decided_net()
+    net.decisions()  # the host copy, read once after the last decision
+    net = net.to("meta").train()
+    x = torch.empty(2, 3, 16, 16, device="meta")
+    w = net.mixing_weights().detach().clone()
+    w[0, 7, 2] = 0.0
+    assert net(x).shape == (2, 10)
+    assert net(x, w, net.active_ops([("normal", 7, 2)])).device.type == "meta"
+    with pytest.raises(RuntimeError, match="meta"):
+        bool(w[0, 0, 0] != 0)  # what the reference's mixed op does per op
+
+
 # ------------------------------------------------------------------------ augmentation
 
 def test_device_augmentation_equals_torchvision_on_the_same_parameters():
