@@ -116,7 +116,7 @@ def set_deterministic(on):
                             "extra_tags"])
 def run(gin_files=(), bindings=(), resume=False, experiment_name=gin.REQUIRED,
         space=gin.REQUIRED, method=gin.REQUIRED, seed=2, seeds=(), device="auto",
-        output_dir="outputs", do_select=True, do_retrain=True, deterministic=False,
+        output_dir="outputs", do_select=True, do_retrain=True, deterministic=False, plots=True,
         parent_run_id=None, run_name=None, extra_tags=None):
     """Search, select and retrain as the gin files say; returns a summary dict.
 
@@ -131,7 +131,7 @@ def run(gin_files=(), bindings=(), resume=False, experiment_name=gin.REQUIRED,
     space = get_space(space)
     set_deterministic(deterministic)
     writable(output_dir)
-    tracker = Tracker()
+    tracker = Tracker(plots=plots)
     tracker.check()  # fail before any training when the backend is unreachable
     data = dataset(device=device)
     seed_everything(seed)

@@ -21,10 +21,10 @@ def tracking_uri():
 class Tracker:
     """Thin wrapper over MlflowClient that logs metrics in batches (one call per flush)."""
 
-    def __init__(self, uri=None):
+    def __init__(self, uri=None, plots=True):
         from mlflow.tracking import MlflowClient
 
-        self.uri = uri or tracking_uri()
+        self.uri, self.draw_plots = uri or tracking_uri(), plots
         self.client = MlflowClient(tracking_uri=self.uri)
         self.run_id = None
 
@@ -138,6 +138,8 @@ class Tracker:
         warning, never the end of a run whose results are already logged."""
         import sys
 
+        if not self.draw_plots:  # `run.plots = False`: tiny test runs skip the seconds it costs
+            return
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 path = draw(*args, os.path.join(tmp, name))
