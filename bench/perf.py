@@ -39,20 +39,25 @@ PT_GENOTYPE = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep
                "('sep_conv_3x3', 2), ('skip_connect', 4)])")  # darts_pt_s5_0, paper Table 2
 
 
-WARMUP = [1]  # warm-up calls before timing; --tiny sets 0
+TIMING = {"warmup": 1, "clock": time.perf_counter}  # main() sets them from the arguments
+CLOCK = {"wall": "time.perf_counter", "cpu": "time.process_time"}
+# runs a reference script with its clock swapped: time.perf_counter -> the --clock function
+WITH_CLOCK = "import runpy, sys, time; time.perf_counter = {}; sys.argv = sys.argv[1:]; " \
+             "runpy.run_path(sys.argv[0], run_name='__main__')"
 
 
-def timed(fn, n, device):
+def timed(fn, n, device, clock=None):
     """Median seconds of n calls after the warm-up calls."""
-    for _ in range(WARMUP[0]):
+    clock = clock or TIMING["clock"]
+    for _ in range(TIMING["warmup"]):
         fn()
     times = []
     for _ in range(n):
         sync(device)
-        t = time.perf_counter()
+        t = clock()
         fn()
         sync(device)
-        times.append(time.perf_counter() - t)
+        times.append(clock() - t)
     return statistics.median(times)
 
 
@@ -153,7 +158,7 @@ def logging_s(n=20):
                     "images_per_s", "alpha_entropy", "skip_count", "param_size_M"]
             step = iter(range(10 ** 6))
             return timed(lambda: tracker.metrics({f"search/{k}": 1.0 for k in keys}, next(step)),
-                         n, torch.device("cpu"))
+                         n, torch.device("cpu"), time.perf_counter)  # wall: sqlite waits on I/O
 
 
 RETRAIN_REF = """
@@ -198,14 +203,19 @@ def reference(a, device):
     env = dict(os.environ)
     if device.type != "cuda":
         env["CUDA_VISIBLE_DEVICES"] = ""  # the reference picks CUDA whenever it sees one
-    run = lambda cmd: json.loads(subprocess.run(  # noqa: E731
-        cmd, env=env, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
-    ref = run([sys.executable, str(script), "--space", "s5", "--C", str(a.C), "--layers",
-               str(a.layers), "--batch", str(a.batch), "--steps", str(a.steps),
-               "--eval-batches", str(a.eval_batches), "--threads", str(a.threads)])
+    def run(*argv):
+        cmd = [sys.executable, "-c", WITH_CLOCK.format(CLOCK[a.clock]), *map(str, argv)]
+        out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+    ref = run(script, "--space", "s5", "--C", a.C, "--layers", a.layers, "--batch", a.batch,
+              "--steps", a.steps, "--eval-batches", a.eval_batches, "--threads", a.threads)
     ref["rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    ref.update(run([sys.executable, "-c", RETRAIN_REF, str(REF / "darts-pt"), str(a.retrain_C),
-                    str(a.retrain_layers), str(a.retrain_batch), str(a.steps), str(a.threads)]))
+    with tempfile.NamedTemporaryFile("w", suffix=".py") as f:
+        f.write(RETRAIN_REF)
+        f.flush()
+        ref.update(run(f.name, REF / "darts-pt", a.retrain_C, a.retrain_layers, a.retrain_batch,
+                       a.steps, a.threads))
     return ref
 
 
@@ -264,7 +274,8 @@ def table(a, device, ours, alt, ref):
             hours(r["search_step_s"], ref_batch, a.batch) if ref else None, "≤ 1.5 h", "{:.2f}")
     head = (f"{datetime.date.today()} · {device_name(device)} · torch {torch.__version__} · "
             f"{a.threads} threads · DARTS space, C{a.C}/L{a.layers}, batch {a.batch}, "
-            f"median of {a.steps} after {WARMUP[0]} warm-up, scoring {a.eval_batches} batches"
+            f"median of {a.steps} after {TIMING['warmup']} warm-up, {a.clock} clock, "
+            f"scoring {a.eval_batches} batches"
             + ("" if ref else " · reference not found: our numbers only"))
     return "\n".join([head, "", "| measure | ours | reference | ours / reference | target |",
                       "| --- | --- | --- | --- | --- |"] + rows)
@@ -284,19 +295,27 @@ def main(argv=None):
     p.add_argument("--retrain-batch", type=int, default=96)
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads on both sides (default: torch's, 1 with --tiny)")
+    p.add_argument("--clock", choices=list(CLOCK), default=None,
+                   help="wall, or cpu: process CPU time, steady on a shared machine (needs "
+                        "--device cpu --threads 1; the default there)")
     p.add_argument("--no-reference", action="store_true")
     a = p.parse_args(argv)
     if a.tiny:
         a.C, a.layers, a.batch, a.steps, a.eval_batches = 4, 3, 8, 1, 1
         a.retrain_C, a.retrain_layers, a.retrain_batch = 4, 3, 8
-        WARMUP[0] = 0
+        TIMING["warmup"] = 0
     if a.threads is None:
         a.threads = 1 if a.tiny else torch.get_num_threads()
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu")
+                          if a.device == "auto" else a.device)
+    cpu1 = device.type == "cpu" and a.threads == 1
+    a.clock = a.clock or ("cpu" if cpu1 else "wall")
+    if a.clock == "cpu" and not cpu1:
+        p.error("--clock cpu needs a CPU device and --threads 1")
+    TIMING["clock"] = time.process_time if a.clock == "cpu" else time.perf_counter
     import gin
 
     torch.set_num_threads(a.threads)
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu")
-                          if a.device == "auto" else a.device)
     ref = reference(a, device)  # first: a child forked from a big parent reports its RSS
     ours = ours_supernet(a, device)
     ours["retrain_step_s"] = ours_retrain(a, device)
