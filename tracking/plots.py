@@ -268,9 +268,12 @@ def retrain_curves(history, path):
             groups[kind].append(name)
     panels = [("acc", "accuracy (%)"), ("loss", "loss")] + ([("lr", "learning rate")]
                                                            if groups["lr"] else [])
+    from matplotlib.ticker import MaxNLocator
+
     fig = _figure(5 * len(panels), 4)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (kind, label) in zip(axes, panels):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # epochs
         for name in groups[kind]:
             steps, vals = _pairs(history[name])
             ax.plot(steps, vals, marker="o" if len(steps) <= 30 else None, markersize=3,
