@@ -1,4 +1,4 @@
-"""Several PT masks scored in one forward pass, exactly as one pass per mask would (spec §4.1).
+"""Several PT masks scored in one forward pass, with the numbers of one pass per mask (spec §4.1).
 
 The one-by-one path runs pass g over a freshly shuffled alpha half with BN in train mode
 (spec §9.4). Here G passes run in lockstep: batch b of every pass goes through the supernet as
@@ -13,8 +13,9 @@ one batch of G*B images, and
 * running statistics: each BN's updates are replayed in the one-by-one order (pass after
   pass), skipping the passes in which that BN's op was masked, so the running mean/var and
   the batch counter end as the sequential passes leave them.
-Equal to the one-by-one path up to float32 rounding (tests/test_perf.py). Not used for spaces
-with `noise` ops: their draws from the global RNG would come in another order.
+Equal to the one-by-one path up to float32 rounding: the tests find the same scores and
+decisions, and running statistics within 1e-6 (tests/test_perf.py). Not used for spaces with
+`noise` ops: their draws from the global RNG would come in another order.
 """
 import re
 
