@@ -15,7 +15,6 @@ def redact(url):
 
 def storage_for(url, study_name, heartbeat_interval, grace_period, max_retry):
     """A journal file (default, one machine) or an RDB URL with heartbeats (several)."""
-    import optuna
     from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
     from optuna.storages.journal import JournalFileBackend
 
@@ -31,8 +30,6 @@ def storage_for(url, study_name, heartbeat_interval, grace_period, max_retry):
     except Exception as e:  # noqa: BLE001 - sqlalchemy/driver errors are long and nested
         text = " ".join(str(e).split("\n")[0].split())[:160]
         raise ConnectionError(f"optuna storage {redact(url)} unreachable: {text}") from e
-    finally:
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def open_study(name, url, direction, seed, n_trials, heartbeat_interval, grace_period, max_retry,

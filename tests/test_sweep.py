@@ -181,3 +181,15 @@ def test_journal_trial_of_a_dead_local_worker_comes_back_with_its_parameters(tmp
     dead, alive, retry = study.trials
     assert (dead.state.name, alive.state.name, retry.state.name) == ("FAIL", "RUNNING", "WAITING")
     assert retry.params == dead.params and retry.system_attrs["failed_trial"] == dead.number
+
+
+def test_unreachable_study_storage_is_one_line_naming_it_without_password(tracking, capsys,
+                                                                         clean_gin):
+    from runner.cli import main
+
+    url = "postgresql://user:secret@127.0.0.1:1/optuna"  # nothing listens on port 1
+    assert main(command(url, 2)[3:]) == 2  # in-process, without `python -m runner`
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("runner: error: ConnectionError: optuna storage "
+                          "postgresql://user:***@127.0.0.1:1/optuna unreachable")
+    assert "secret" not in err and len(err.splitlines()) == 1
