@@ -77,7 +77,8 @@ def test_report_names_an_unknown_experiment(tracking, capsys):
 
 def test_multi_seed_protocol_nests_one_run_per_seed(tracking, clean_gin, tmp_path):
     argv = ["--gin", str(ROOT / "gin/quickstart.gin"), "--gin", str(ROOT / "gin/overrides/tiny.gin"),
-            "--bind", "run.seeds = [0, 1]", "--bind", "dataset.limit = 16"]
+            "--bind", "run.seeds = [0, 1]", "--bind", "dataset.limit = 16",
+            "--bind", "run.plots = True"]
     assert main(argv) == 0
     exp = tracking.get_experiment_by_name("quickstart").experiment_id
     (parent,) = tracking.search_runs([exp], "tags.`mlflow.runName` = 'quickstart-seeds'")

@@ -124,8 +124,8 @@ def running_trial_of(storage, pid, timeout=300):
     while time.time() < deadline:
         try:
             for t in study_of(storage).trials:
-                if t.state.name == "RUNNING" and t.user_attrs.get("worker", "").endswith(
-                        f":{pid}"):
+                if (t.state.name == "RUNNING" and len(t.params) == 2  # both values drawn
+                        and t.user_attrs.get("worker", "").endswith(f":{pid}")):
                     return t.number
         except KeyError:  # the study does not exist yet
             pass
