@@ -15,7 +15,7 @@ KEYS = ["space", "dataset", "method", "selector"]
 
 
 def runs_frame(client, experiments):
-    """One row per FINISHED run: its tags, test_error, run id, parent, sweep fields."""
+    """One row per FINISHED run: its tags, test_error, run id, sweep fields."""
     import pandas as pd
 
     ids = []
@@ -29,9 +29,9 @@ def runs_frame(client, experiments):
         t, m = r.data.tags, r.data.metrics
         rows.append({**{k: t.get(k) for k in KEYS + ["seed", "sweep_study", "sweep_trial"]},
                      "sweep_params": t.get("sweep_params"), "test_error": m.get("test_error"),
-                     "run_id": r.info.run_id, "run_name": t.get("mlflow.runName")})
+                     "run_id": r.info.run_id})
     return pd.DataFrame(rows, columns=KEYS + ["seed", "sweep_study", "sweep_trial",
-                                              "sweep_params", "test_error", "run_id", "run_name"])
+                                              "sweep_params", "test_error", "run_id"])
 
 
 def protocol_table(df):

@@ -34,23 +34,22 @@ def sweep(gin_files=(), bindings=(), argv=(), study_name=gin.REQUIRED, params=gi
     from it with `select.from_run`, instead of searching again per trial.
     """
     import optuna
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    from runner.report import summarise_sweep
 
     # the heartbeat retry callback is marked experimental; it is the documented way (Optuna 5)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     study = open_study(study_name, storage, direction, sampler_seed, n_trials,
                        heartbeat_interval, grace_period, max_retry, WORKER)
     children = [spawn(argv) for _ in range(workers - 1)]  # they wait for the setup below
-    parent = sweep_run_id(study, gin_files, bindings, WORKER)
+    parent = sweep_run_id(study, gin_files, bindings, storage, WORKER)
     source = None
     if selection_only:
         source = supernet_run or supernet_run_id(study, gin_files, bindings, parent, WORKER)
-    from optuna.storages import RetryHeartbeatStaleTrialCallback
-
     work(study, objective(study, gin_files, bindings, params, parent, source, metric),
          RetryHeartbeatStaleTrialCallback(max_retry=max_retry))
     failed = [p.args for p in children if p.wait() != 0]
-    from runner.report import summarise_sweep
-
     summary = summarise_sweep(study, parent, metric)
     if failed:
         raise RuntimeError(f"{len(failed)} of {workers - 1} sweep worker processes failed")

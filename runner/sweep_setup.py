@@ -13,14 +13,19 @@ def redact(url):
     return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", url)
 
 
+def default_url(url, study_name):
+    """The storage URL, None spelled out as the default journal file of the study."""
+    return url or "journal:" + os.path.join("outputs", "sweeps", f"{study_name}.journal")
+
+
 def storage_for(url, study_name, heartbeat_interval, grace_period, max_retry):
     """A journal file (default, one machine) or an RDB URL with heartbeats (several)."""
     from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
     from optuna.storages.journal import JournalFileBackend
 
-    if not url or url.startswith("journal:"):
-        path = url[len("journal:"):] if url else os.path.join("outputs", "sweeps",
-                                                              f"{study_name}.journal")
+    url = default_url(url, study_name)
+    if url.startswith("journal:"):
+        path = url[len("journal:"):]
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         return JournalStorage(JournalFileBackend(path))
     retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retry)  # same params, new trial
@@ -95,7 +100,7 @@ def once(study, key, make, worker):
         time.sleep(POLL_S)
 
 
-def sweep_run_id(study, gin_files, bindings, worker):
+def sweep_run_id(study, gin_files, bindings, url, worker):
     """The MLflow parent run of the sweep, created once; trial runs nest under it."""
     import gin
 
@@ -109,19 +114,13 @@ def sweep_run_id(study, gin_files, bindings, worker):
         run = tracker.client.create_run(tracker.experiment_id(name),
                                         run_name=f"sweep-{study.study_name}",
                                         tags={"sweep_study": study.study_name,
-                                              "sweep_storage": redact(storage_url(study))})
+                                              "sweep_storage": redact(default_url(
+                                                  url, study.study_name))})
         tracker.run_id = run.info.run_id
         log_config(tracker, gin_files, bindings)
         return tracker.run_id
 
     return once(study, "mlflow_sweep_run", make, worker)
-
-
-def storage_url(study):
-    storage = study._storage
-    storage = getattr(storage, "_backend", storage)  # _CachedStorage wraps an RDBStorage
-    return getattr(storage, "url", None) or getattr(getattr(storage, "_backend", None),
-                                                    "_file_path", "journal")
 
 
 def supernet_run_id(study, gin_files, bindings, parent, worker):

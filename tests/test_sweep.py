@@ -87,6 +87,7 @@ def test_two_workers_share_a_journal_study_with_a_global_trial_count(tracking, t
                            + [f"{STUDY}-trial{i}" for i in range(4)])
     sweep_run = tracking.get_run(study.user_attrs["mlflow_sweep_run"])
     assert sweep_run.data.metrics["sweep/n_complete"] == 4
+    assert sweep_run.data.tags["sweep_storage"] == storage
     files = {f.path for f in tracking.list_artifacts(sweep_run.info.run_id, "sweep")}
     assert {"sweep/trials.csv", "sweep/trials.md"} <= files
     # running the command again resumes the study: nothing is left to do, no trial is added
