@@ -70,8 +70,12 @@ class Darts:
         self.arch_opt.step()
 
     def mixing(self, net, train):
-        """Mixing weights for the weight step; None = the supernet's own (SDARTS perturbs them)."""
-        return None
+        """Mixing weights for the weight step (SDARTS perturbs them).
+
+        Detached: the step updates weights only, and the alpha gradient the reference fills
+        here is zeroed unread by the next alpha step; skipping it is bit-identical (test_perf).
+        """
+        return net.mixing_weights().detach()
 
     def step(self, net, w_opt, train, valid, grad_clip):
         """One search step (spec §3.1): alpha step, then weight step. Returns (logits, loss)."""
@@ -79,8 +83,7 @@ class Darts:
         w_opt.zero_grad(set_to_none=True)
         self.arch_step(net, w_opt, train, valid)
         w_opt.zero_grad(set_to_none=True)
-        weights = self.mixing(net, train)
-        logits = net(xt) if weights is None else net(xt, weights=weights)
+        logits = net(xt, weights=self.mixing(net, train))
         loss = F.cross_entropy(logits, yt)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.weights(), grad_clip)

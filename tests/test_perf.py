@@ -57,15 +57,19 @@ def test_nhwc_cpu_pools_are_bit_identical_values_and_gradients(stride, ties):
 
 
 class FullBackwardDarts(Darts):
-    """The reference's alpha step: backward into every weight, grads zeroed afterwards."""
+    """The reference's step: the alpha step backpropagates into every weight (grads zeroed
+    afterwards) and the weight step into alpha too (zeroed by the next alpha step)."""
 
     def arch_step(self, net, w_opt, train, valid):
         self.arch_opt.zero_grad(set_to_none=True)
         F.cross_entropy(net(valid[0]), valid[1]).backward()
         self.arch_opt.step()
 
+    def mixing(self, net, train):
+        return net.mixing_weights()
 
-def test_alpha_only_backward_is_bit_identical_to_the_full_backward():
+
+def test_one_sided_backwards_are_bit_identical_to_the_full_backwards():
     nets, data = [tiny_supernet("darts") for _ in range(2)], tiny_images(16)
     x = data.prepare(data.train_x, False)
     for net, method in zip(nets, (Darts(), FullBackwardDarts())):
