@@ -60,8 +60,27 @@ class Noise(nn.Module):
         return torch.randn_like(x[:, :, ::self.stride, ::self.stride])
 
 
+class _Layout(torch.autograd.Function):
+    """x in memory format `to`; its gradient goes back in format `back`.
+
+    Autograd's own .contiguous() hands the gradient back in the layout it arrives in: the
+    pool's backward then gets an NCHW gradient with an NHWC input, and the CPU's avg-pool
+    backward on such mixed layouts is 4-5x slower than on NHWC alone, as is accumulating an
+    NHWC gradient into an NCHW one (README, Performance). Values are unchanged.
+    """
+
+    @staticmethod
+    def forward(ctx, x, to, back):
+        ctx.back = back
+        return x.contiguous(memory_format=to)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.contiguous(memory_format=ctx.back), None, None
+
+
 def _nhwc_on_cpu(pool, x):
-    """Pool in channels_last on the CPU, returned in the input's layout.
+    """Pool in channels_last on the CPU, forward and backward, returned in the input's layout.
 
     The CPU's NCHW 3x3 pooling kernels are 3-13x slower than its NHWC ones at these sizes
     (bench/perf.py notes); both give bit-identical values, argmax ties and gradients
@@ -69,7 +88,8 @@ def _nhwc_on_cpu(pool, x):
     """
     if x.device.type != "cpu" or x.is_contiguous(memory_format=torch.channels_last):
         return pool(x)
-    return pool(x.contiguous(memory_format=torch.channels_last)).contiguous()
+    nhwc, nchw = torch.channels_last, torch.contiguous_format
+    return _Layout.apply(pool(_Layout.apply(x, nhwc, nchw)), nchw, nhwc)
 
 
 class MaxPool2d(nn.MaxPool2d):

@@ -1,8 +1,9 @@
 """The fast paths of issue 8 compute what the straightforward ones compute (CPU, float32).
 
-NHWC pools and the alpha-only backward are bit-identical; skipped ops equal ops computed with
-weight 0; device augmentation equals torchvision's on the same parameters; batched PT scoring
-equals one pass per mask to float32 rounding; the CPU defaults leave float32 NCHW untouched.
+NHWC pools and the one-sided backwards (alpha step into alpha only, weight step into weights
+only) are bit-identical; skipped ops equal ops computed with weight 0; device augmentation
+equals torchvision's on the same parameters; batched PT scoring equals one pass per mask to
+float32 rounding; the CPU defaults leave float32 NCHW untouched.
 """
 import copy
 import subprocess
