@@ -3,7 +3,7 @@
 'auto' turns both on for CUDA and leaves them off elsewhere: on the CPU the loops compute in
 float32 NCHW, bit for bit what they computed before these switches existed (tests/test_perf.py).
 The reference trains in float32 NCHW; both switches change rounding only, not the algorithm.
-On a CPU, `channels_last = 'on'` makes a search step about 1.8x faster, at float32 rounding
+On a CPU, `channels_last = 'on'` makes a search step 1.4-2x faster, at float32 rounding
 (README, Performance).
 """
 import contextlib

@@ -54,7 +54,9 @@ def test_nhwc_cpu_pools_are_bit_identical_values_and_gradients(stride, ties):
         ya, yb = fast(xa), plain(xb)
         assert ya.is_contiguous() and torch.equal(ya, yb)
         go = torch.randn(ya.shape, generator=g)
-        assert torch.equal(torch.autograd.grad(ya, xa, go)[0], torch.autograd.grad(yb, xb, go)[0])
+        ga = torch.autograd.grad(ya, xa, go)[0]
+        assert torch.equal(ga, torch.autograd.grad(yb, xb, go)[0])
+        assert ga.is_contiguous()  # handed back NCHW: no mixed-layout accumulation upstream
 
 
 class FullBackwardDarts(Darts):
