@@ -5,12 +5,12 @@
 bench/perf.py runs it in a subprocess next to our retrain step. One step is what the
 reference's train loop does per batch: forward with the auxiliary head (weight 0.4), backward,
 gradient clipping at 5, SGD. Prints one JSON object: the median of STEPS steps after one
-warm-up, timed with time.perf_counter (perf.py swaps in the CPU clock with --clock cpu).
+warm-up (bench/ours.py's `timed`, time.perf_counter: perf.py swaps in the CPU clock with
+--clock cpu before this script runs).
 """
 import json
-import statistics
 import sys
-import time
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -22,6 +22,9 @@ if not torch.cuda.is_available():  # the reference hard-codes .cuda(); a no-op o
     nn.Module.cuda = lambda self, *a, **k: self
 from sota.cnn.genotypes import darts_pt_s5_0  # noqa: E402
 from sota.cnn.model import Network  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run through runpy: not on the path
+from ours import timed  # noqa: E402
 
 
 def main(C, layers, batch, steps, threads):
@@ -43,16 +46,7 @@ def main(C, layers, batch, steps, threads):
         nn.utils.clip_grad_norm_(net.parameters(), 5.0)
         opt.step()
 
-    times = []
-    for _ in range(steps + 1):
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        step()
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    print(json.dumps({"retrain_step_s": statistics.median(times[1:])}))
+    print(json.dumps({"retrain_step_s": timed(step, steps, dev)}))
 
 
 if __name__ == "__main__":
