@@ -1,10 +1,11 @@
 """bf16 autocast and channels_last, behind gin switches (DESIGN.md "Performance shape").
 
-'auto' turns both on for CUDA and leaves them off elsewhere: on the CPU the loops compute in
-float32 NCHW, bit for bit what they computed before these switches existed (tests/test_perf.py).
-The reference trains in float32 NCHW; both switches change rounding only, not the algorithm.
-On a CPU, `channels_last = 'on'` makes a search step 1.4-2x faster, at float32 rounding
-(README, Performance).
+'auto' means bfloat16 autocast on CUDA only (the CPU computes in float32, as the reference
+does) and channels_last on CUDA and on the CPU, where it was measured faster (README,
+Performance: a CPU search step 1.4-2x faster). The reference trains in float32 NCHW; both
+switches change rounding only, not the algorithm: channels_last sums some reductions
+(weight gradients, BN statistics) in another order (tests/test_perf.py).
+`precision.channels_last = 'off'` computes in the reference's NCHW.
 """
 import contextlib
 
@@ -32,7 +33,10 @@ class Mode:
         return net.to(memory_format=torch.channels_last) if self.channels_last else net
 
     def input(self, x):
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+        """Image batches (N, C, H, W) in channels_last when on; other inputs as they are."""
+        if self.channels_last and x.dim() == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
 
     def tags(self):
         return {"autocast": self.dtype or "off", "channels_last": self.channels_last}
@@ -40,7 +44,8 @@ class Mode:
 
 @gin.configurable(denylist=["device"])
 def precision(device, autocast="auto", channels_last="auto"):
-    """Resolve the switches for `device`: 'auto' = bfloat16 autocast and channels_last on CUDA."""
+    """Resolve the switches for `device`: 'auto' = bfloat16 autocast on CUDA, channels_last on
+    CUDA and CPU."""
     if autocast not in AUTOCAST:
         raise ValueError(f"precision.autocast must be one of {AUTOCAST}, not {autocast!r}")
     if channels_last not in SWITCH:
@@ -48,7 +53,8 @@ def precision(device, autocast="auto", channels_last="auto"):
     cuda = torch.device(device).type == "cuda"
     dtype = ("bfloat16" if cuda else None) if autocast == "auto" else (
         None if autocast == "off" else autocast)
-    cl = cuda if channels_last == "auto" else channels_last == "on"
+    fast_layout = cuda or torch.device(device).type == "cpu"
+    cl = fast_layout if channels_last == "auto" else channels_last == "on"
     return Mode(device, dtype, cl)
 
 

@@ -218,15 +218,16 @@ def test_masks_per_pass_must_be_positive():
 
 # ------------------------------------------------------------------------ precision switches
 
-def test_auto_precision_is_float32_nchw_on_cpu_and_bf16_channels_last_on_cuda():
+def test_auto_precision_is_float32_on_cpu_bf16_on_cuda_and_channels_last_on_both():
     cpu, cuda = precision("cpu"), precision("cuda")
-    assert (cpu.dtype, cpu.channels_last) == (None, False)
+    assert (cpu.dtype, cpu.channels_last) == (None, True)
     assert (cuda.dtype, cuda.channels_last) == ("bfloat16", True)
-    assert cpu.tags() == {"autocast": "off", "channels_last": False}
+    assert cpu.tags() == {"autocast": "off", "channels_last": True}
     x = torch.randn(2, 3, 4, 4)
-    assert cpu.input(x) is x
-    assert precision("cpu", autocast="off", channels_last="on").input(x).is_contiguous(
-        memory_format=torch.channels_last)
+    assert cpu.input(x).is_contiguous(memory_format=torch.channels_last)
+    assert precision("cpu", channels_last="off").input(x) is x
+    features = torch.randn(2, 3)  # not an image batch: as it is
+    assert cpu.input(features) is features
     for bad in ({"autocast": "fp8"}, {"channels_last": True}):
         with pytest.raises(ValueError, match="precision."):
             precision("cpu", **bad)
@@ -254,8 +255,8 @@ def search_steps(mode, steps=2):
     return net
 
 
-def test_cpu_default_precision_leaves_the_float32_path_bit_identical():
-    same_state(search_steps(None), search_steps(precision("cpu")))
+def test_nchw_precision_leaves_the_float32_path_bit_identical():
+    same_state(search_steps(None), search_steps(precision("cpu", channels_last="off")))
 
 
 def test_channels_last_and_bf16_autocast_run_on_cpu_and_stay_close():
