@@ -123,7 +123,12 @@ def peak_mb(device):
 
 
 def logging_s(n=20):
-    """Median seconds of one epoch's metrics (one log_batch) into a fresh sqlite store."""
+    """Median seconds of one epoch's metrics (one log_batch) into a fresh sqlite store; None
+    where mlflow is not installed (a bare GPU image)."""
+    try:
+        import mlflow  # noqa: F401
+    except ImportError:
+        return None
     from tracking.mlflow_tracker import Tracker
 
     with tempfile.TemporaryDirectory() as tmp:

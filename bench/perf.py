@@ -3,10 +3,12 @@
 Runs the reference first, each part in a subprocess with the same settings and torch threads:
 ../shared/reference/bench_reference.py (search step, one BN-train forward pass) and
 bench/reference_retrain.py (the reference's retrain network); then ours (bench/ours.py) in
-this process. Without ../shared/reference only our numbers are printed. Prints one markdown
-table with the ratios, the device and the settings.
+this process. Without ../shared/reference (or --reference DIR) only our numbers are printed.
+Prints one markdown table with the ratios, the device and the settings.
 
     python bench/perf.py [--tiny] [--device auto|cpu|cuda] [--C 16 --layers 8 --batch 64 --steps 3]
+
+Needs torch and gin-config only: without mlflow the logging row says so.
 
 Medians over --steps timed calls after one warm-up. Our steps include the device-side
 augmentation of their batches; the reference's use ready float tensors.
@@ -39,7 +41,7 @@ WITH_CLOCK = "import runpy, sys, time; time.perf_counter = {}; sys.argv = sys.ar
 
 def reference(a, device):
     """The reference's numbers with the same settings, or None without ../shared/reference."""
-    script = REF / "bench_reference.py"
+    script = a.reference / "bench_reference.py"
     if a.no_reference or not script.exists():
         return None
     env = dict(os.environ)
@@ -54,7 +56,7 @@ def reference(a, device):
     ref = run(script, "--space", "s5", "--C", a.C, "--layers", a.layers, "--batch", a.batch,
               "--steps", a.steps, "--eval-batches", a.eval_batches, "--threads", a.threads)
     ref["rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    ref.update(run(BENCH / "reference_retrain.py", REF / "darts-pt", a.retrain_C,
+    ref.update(run(BENCH / "reference_retrain.py", a.reference / "darts-pt", a.retrain_C,
                    a.retrain_layers, a.retrain_batch, a.steps, a.threads))
     return ref
 
@@ -105,8 +107,8 @@ def table(a, device, mine, alt, ref):
     row(f"{mem}, MB", mine["peak_mb"], r.get("peak_mem_mb" if gpu else "rss_mb"),
         "≤ 1.0" if gpu else "", "{:.0f}")
     epoch_s = math.ceil(SEARCH_IMAGES / a.batch) * mine["search_step_s"]
-    rows.append(f"| MLflow logging / search epoch time | {100 * mine['log_s'] / epoch_s:.2g} % "
-                f"| | | < 1 % |")
+    log = f"{100 * mine['log_s'] / epoch_s:.2g} %" if mine["log_s"] else "n/a (no mlflow)"
+    rows.append(f"| MLflow logging / search epoch time | {log} | | | < 1 % |")
     if gpu:
         best = min(mine["pt_batch_s"], mine["pt_grouped_s"])
         row("search 50 ep + PT (81 tune ep, 240 passes), CIFAR-10, hours (extrapolated)",
@@ -138,6 +140,8 @@ def main(argv=None):
     p.add_argument("--clock", choices=list(CLOCK), default=None,
                    help="wall, or cpu: process CPU time, steady on a shared machine (needs "
                         "--device cpu --threads 1; the default there)")
+    p.add_argument("--reference", type=Path, default=REF,
+                   help="the reference's folder (default: ../shared/reference)")
     p.add_argument("--no-reference", action="store_true")
     a = p.parse_args(argv)
     if a.tiny:

@@ -6,6 +6,7 @@ equals torchvision's on the same parameters; batched PT scoring equals one pass 
 float32 rounding; the CPU defaults leave float32 NCHW untouched.
 """
 import copy
+import os
 import subprocess
 import sys
 
@@ -304,3 +305,16 @@ def test_bench_perf_runs_in_tiny_mode():
     for row in ("search step, s", "PT scoring, s per batch", "masks_per_pass", "retrain step",
                 "MLflow logging"):
         assert row in out.stdout
+
+
+def test_bench_perf_runs_without_mlflow_and_without_the_reference(tmp_path):
+    """A bare GPU image has torch and gin only: the logging row says so, the rest runs."""
+    blocker = tmp_path / "mlflow.py"  # shadows the installed package: `import mlflow` fails
+    blocker.write_text("raise ImportError('mlflow is not installed here')\n")
+    cmd = [sys.executable, str(REPO_ROOT / "bench" / "perf.py"), "--tiny",
+           "--reference", str(tmp_path / "none")]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO_ROOT,
+                         env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "reference not found: our numbers only" in out.stdout
+    assert "| MLflow logging / search epoch time | n/a (no mlflow) |" in out.stdout
