@@ -3,7 +3,8 @@
 NHWC pools and the one-sided backwards (alpha step into alpha only, weight step into weights
 only) are bit-identical; skipped ops equal ops computed with weight 0; device augmentation
 equals torchvision's on the same parameters; batched PT scoring equals one pass per mask to
-float32 rounding; the CPU defaults leave float32 NCHW untouched.
+float32 rounding; with both precision switches off the CPU computes float32 NCHW untouched,
+and the default channels_last stays within float32 rounding of it.
 """
 import copy
 import os
