@@ -40,7 +40,8 @@ WITH_CLOCK = "import runpy, sys, time; time.perf_counter = {}; sys.argv = sys.ar
 
 
 def reference(a, device):
-    """The reference's numbers with the same settings, or None without ../shared/reference."""
+    """The reference's numbers with the same settings, or None without its folder
+    (--reference, default ../shared/reference)."""
     script = a.reference / "bench_reference.py"
     if a.no_reference or not script.exists():
         return None

@@ -50,11 +50,10 @@ def precision(device, autocast="auto", channels_last="auto"):
         raise ValueError(f"precision.autocast must be one of {AUTOCAST}, not {autocast!r}")
     if channels_last not in SWITCH:
         raise ValueError(f"precision.channels_last must be one of {SWITCH}, not {channels_last!r}")
-    cuda = torch.device(device).type == "cuda"
-    dtype = ("bfloat16" if cuda else None) if autocast == "auto" else (
+    kind = torch.device(device).type
+    dtype = ("bfloat16" if kind == "cuda" else None) if autocast == "auto" else (
         None if autocast == "off" else autocast)
-    fast_layout = cuda or torch.device(device).type == "cpu"
-    cl = fast_layout if channels_last == "auto" else channels_last == "on"
+    cl = kind in ("cuda", "cpu") if channels_last == "auto" else channels_last == "on"
     return Mode(device, dtype, cl)
 
 

@@ -299,23 +299,26 @@ def test_dataset_placement_setting():
 
 # ------------------------------------------------------------------------ benchmark command
 
-def test_bench_perf_runs_in_tiny_mode():
-    out = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "perf.py"), "--tiny"],
-                         capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)
+def bench_tiny(*args, env=None):
+    """`bench/perf.py --tiny` in a subprocess; its stdout, after checking it exited 0."""
+    out = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "perf.py"), "--tiny", *args],
+                         capture_output=True, text=True, timeout=600, cwd=REPO_ROOT, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def test_bench_perf_runs_in_tiny_mode():
+    stdout = bench_tiny()
     for row in ("search step, s", "PT scoring, s per batch", "masks_per_pass", "retrain step",
                 "MLflow logging"):
-        assert row in out.stdout
+        assert row in stdout
 
 
 def test_bench_perf_runs_without_mlflow_and_without_the_reference(tmp_path):
     """A bare GPU image has torch and gin only: the logging row says so, the rest runs."""
     blocker = tmp_path / "mlflow.py"  # shadows the installed package: `import mlflow` fails
     blocker.write_text("raise ImportError('mlflow is not installed here')\n")
-    cmd = [sys.executable, str(REPO_ROOT / "bench" / "perf.py"), "--tiny",
-           "--reference", str(tmp_path / "none")]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO_ROOT,
-                         env={**os.environ, "PYTHONPATH": str(tmp_path)})
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "reference not found: our numbers only" in out.stdout
-    assert "| MLflow logging / search epoch time | n/a (no mlflow) |" in out.stdout
+    stdout = bench_tiny("--reference", str(tmp_path / "none"),
+                        env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert "reference not found: our numbers only" in stdout
+    assert "| MLflow logging / search epoch time | n/a (no mlflow) |" in stdout
