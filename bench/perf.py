@@ -1,4 +1,4 @@
-"""Speed and memory next to the reference (issue 8): search step, PT scoring pass, retrain step.
+"""Speed and memory next to the reference: search step, PT scoring pass, retrain step.
 
 Runs the reference first, each part in a subprocess with the same settings and torch threads:
 ../shared/reference/bench_reference.py (search step, one BN-train forward pass) and
@@ -32,7 +32,7 @@ import ours
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))  # the project's packages, for ours.py
 REF = BENCH.parents[1] / "shared" / "reference"
-SEARCH_IMAGES = 25_000  # CIFAR-10 train half per search split (spec §3.1)
+SEARCH_IMAGES = 25_000  # CIFAR-10 train half per search split
 CLOCK = {"wall": "time.perf_counter", "cpu": "time.process_time"}
 # runs a reference script with its clock swapped: time.perf_counter -> the --clock function
 WITH_CLOCK = "import runpy, sys, time; time.perf_counter = {}; sys.argv = sys.argv[1:]; " \
@@ -66,7 +66,7 @@ def hours(step_s, pass_batch_s, batch):
     """DARTS-space search (50 ep) + PT (81 tune epochs, 240 scoring passes) on CIFAR-10, hours.
 
     Per epoch: ceil(25k/batch) steps plus one eval-mode pass over the alpha half, taken as
-    ceil(25k/batch) scoring batches (spec §3.1, §4.3, §4.5).
+    ceil(25k/batch) scoring batches.
     """
     nb = math.ceil(SEARCH_IMAGES / batch)
     epochs = 50 + 81

@@ -1,4 +1,4 @@
-"""Train-time augmentation on batched tensors, on the data's device (spec §7).
+"""Train-time augmentation on batched tensors, on the data's device.
 
 `draw` takes every random number of a batch (crop offsets, flips, cutout centres, in that
 order) and `apply` uses them; `prepare` is the two in a row. Batched PT scoring draws the
@@ -52,7 +52,7 @@ def _centres(n, H, W, device, gen):
 
 
 def cutout(x, length, gen):
-    """Zero a length x length square (clipped at the borders) at a uniform centre (spec §7)."""
+    """Zero a length x length square (clipped at the borders) at a uniform centre."""
     cy, cx = _centres(x.size(0), x.size(2), x.size(3), x.device, gen)
     return apply_cutout(x, cy, cx, length)
 

@@ -1,7 +1,8 @@
 """Selection criteria: how a selector scores the ops of an edge and the inputs of a node.
 
-`Magnitude` reads softmax(alpha) (spec §5.1); `Perturbation` masks each candidate and measures
-the supernet on the alpha half of the train split (the DARTS-PT tests, spec §4.1, §4.2).
+`Magnitude` reads softmax(alpha) (the DARTS parse); `Perturbation` masks each candidate and
+measures the supernet on the alpha half of the train split (DARTS-PT's tests, paper §4.1 and
+App. A.3).
 """
 from contextlib import contextmanager
 
@@ -40,9 +41,9 @@ def _score(r):
 
 @gin.configurable
 class Magnitude:
-    """Largest softmax(alpha) op; the 2 inputs with the largest non-`none` weight (spec §5.1).
+    """Largest softmax(alpha) op; the 2 inputs with the largest non-`none` weight (DARTS parse).
 
-    PT-Mag (spec §4.6) uses the same rule for its topology: the paper leaves it open.
+    PT-Mag (paper §6.2) uses the same rule for its topology: the paper leaves it open.
     """
 
     name = "magnitude"
@@ -78,10 +79,10 @@ class Magnitude:
 
 @gin.configurable
 class Perturbation:
-    """DARTS-PT: the op (edge) whose removal hurts the supernet most is kept (spec §4.1, §4.2).
+    """DARTS-PT: keep the op (edge) whose removal hurts the supernet most (paper §4.1, App. A.3).
 
     crit: 'acc' (paper default) or 'loss'. subset: images per scoring pass (None = the whole
-    alpha half, as the reference). none_candidate: score `none` like any op (reference, §9.15).
+    alpha half, as the reference). none_candidate: score `none` like any op (as the reference).
     masks_per_pass: masked supernets scored together in one forward pass (runner/pt_batched.py,
     equal up to float rounding); 1 = one pass per mask, as the reference.
     """
@@ -106,7 +107,7 @@ class Perturbation:
         active = net.active_ops(masked)
         data, gen, idx = ctx["data"], ctx["gen"], ctx["valid_idx"]
         mode = precision(device_of(net))
-        with _train_mode(net):  # BN uses batch statistics while scoring (spec §4.1, §9.4)
+        with _train_mode(net):  # BN uses batch statistics while scoring, as darts-pt
             meter, seen = Meter(), 0
             for bi in shuffled_batches(idx, self.batch_size, gen):  # fresh order every pass
                 if self.subset is not None and seen >= self.subset:
@@ -144,15 +145,15 @@ class Perturbation:
 
     def choose_op(self, net, cell, edge, scores):
         best = None
-        for k, s in enumerate(scores):  # first index among equal minima wins (spec §9.5)
+        for k, s in enumerate(scores):  # first index among equal minima wins (darts-pt project_op)
             if s is not None and (best is None or self._worse(s, scores[best])):
                 best = k
         return best
 
     def keep_edges(self, net, cell, eids, ctx):
-        """Topology test (spec §4.2): drop the edge whose removal hurts least until 2 remain.
+        """Topology test (paper App. A.3): drop the edge whose removal hurts least until 2 remain.
 
-        Each round starts from the node's full weights (reference quirk §9.6), so removals do
+        Each round starts from the node's full weights (as darts-pt's project_edge), so removals do
         not accumulate; ties drop the later edge (`not (crit < best)`).
         """
         remaining, rounds = list(eids), []
@@ -168,5 +169,5 @@ class Perturbation:
         return remaining, rounds
 
     def gene_order(self, net, cell, kept):
-        """One-hot rows parse in input order (spec §5.1)."""
+        """One-hot rows parse in input order."""
         return list(kept)

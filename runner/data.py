@@ -1,5 +1,5 @@
 """Datasets as uint8 tensors on the training device (or in host memory when they do not fit),
-read through torchvision classes (spec §7)."""
+read through torchvision classes."""
 import math
 import os
 from dataclasses import dataclass
@@ -15,11 +15,11 @@ class DataError(RuntimeError):
     """Dataset files missing or unreadable."""
 
 
-# name: (mean, std, horizontal flip in train augmentation); statistics from spec §7
+# name: (mean, std, horizontal flip in train augmentation); statistics as in darts-pt
 STATS = {
     "cifar10": ((0.49139968, 0.48215827, 0.44653124), (0.24703233, 0.24348505, 0.26158768), True),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), True),
-    "svhn": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970), True),  # HFlip kept (spec §7)
+    "svhn": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970), True),  # HFlip kept, as darts-pt
     "digits": ((0.3,), (0.38,), False),
 }
 NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "svhn": 10, "digits": 10}
@@ -111,7 +111,7 @@ class Dataset:
         return augment.apply(images, self.mean, self.std, params, self.pad)
 
     def search_halves(self, portion=0.5):
-        """Index split of the train split: first part for weights, the rest for alphas (spec §3.1)."""
+        """Index split of the train split: first part for weights, the rest for alphas."""
         n = self.train_x.size(0)
         split = int(math.floor(portion * n))
         idx = torch.arange(n, device=self.train_x.device)

@@ -23,7 +23,7 @@ from tracking.mlflow_tracker import Tracker
 
 @gin.configurable(denylist=["space", "num_classes", "in_channels"])
 def supernet(space, num_classes, in_channels, C=16, layers=8, alpha_init_std=1e-3):
-    """The search supernet (spec §1.3: C=16, 8 cells)."""
+    """The search supernet (C=16, 8 cells: darts-pt's search defaults)."""
     return Supernet(space, C, layers, num_classes, in_channels, alpha_init_std)
 
 
@@ -104,7 +104,7 @@ def load_supernet(tracker, run_id, net, method, out, device):
 
 
 def set_deterministic(on):
-    """Deterministic kernels and no cudnn autotuning (the reference leaves benchmark on, §9.10)."""
+    """Deterministic kernels and no cudnn autotuning (darts-pt turns cudnn.benchmark on)."""
     if on:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it
     torch.use_deterministic_algorithms(on)
@@ -154,7 +154,7 @@ def run(gin_files=(), bindings=(), resume=False, experiment_name=gin.REQUIRED,
 
 
 def run_seeds(gin_files, bindings, resume, experiment_name, seeds, parent_run_id=None):
-    """One parent run with one nested run per seed (a multi-seed protocol, issue 7)."""
+    """One parent run with one nested run per seed (the multi-seed protocol)."""
     tracker = Tracker()
     tracker.check()
     name = f"{experiment_name}-seeds"

@@ -1,4 +1,4 @@
-"""Supernet training methods: how weights and alphas are updated each step (spec §3).
+"""Supernet training methods: how weights and alphas are updated each step.
 
 `Darts` is the base: first order by default, second order with `unrolled=True`. SDARTS
 (runner/sdarts.py) and SGAS (runner/sgas.py) are subclasses; importing this module registers
@@ -13,11 +13,11 @@ from runner.second_order import unrolled_alpha_grad
 
 @gin.configurable
 class Darts:
-    """DARTS (spec §3.2): Adam step on alpha from a valid batch, then SGD on weights.
+    """DARTS: Adam step on alpha from a valid batch, then SGD on weights.
 
-    `update_alphas=False` is fix-alpha (spec §3.5): alpha stays at its initial values.
-    `unrolled=True` is second-order DARTS (quark0/darts, spec §3.2 "For completeness"); darts-pt
-    itself trains every supernet first order (spec §9.2).
+    `update_alphas=False` is fix-alpha (`--method blank`): alpha stays at its initial values.
+    `unrolled=True` is second-order DARTS (quark0/darts cnn/architect.py); darts-pt itself
+    trains every supernet first order (nasbench201/architect_ig.py).
     """
 
     def __init__(self, arch_lr=3e-4, arch_betas=(0.5, 0.999), arch_weight_decay=1e-3,
@@ -30,11 +30,11 @@ class Darts:
     def name(self):
         """The `method` tag: the paper's name of the method."""
         if not self.update_alphas:
-            return "fix_alpha"  # spec §3.5 "blank"
+            return "fix_alpha"  # darts-pt calls it "blank"
         return "darts_2nd" if self.unrolled else "darts"
 
     def setup(self, net):
-        """One Adam over the alphas of both cell types (spec §3.1)."""
+        """One Adam over the alphas of both cell types, as darts-pt's Architect."""
         self.arch_opt = torch.optim.Adam([net.alphas], lr=self.arch_lr, betas=self.arch_betas,
                                          weight_decay=self.arch_wd)
 
@@ -78,7 +78,7 @@ class Darts:
         return net.mixing_weights().detach()
 
     def step(self, net, w_opt, train, valid, grad_clip):
-        """One search step (spec §3.1): alpha step, then weight step. Returns (logits, loss)."""
+        """One search step: alpha step, then weight step. Returns (logits, loss)."""
         xt, yt = train
         w_opt.zero_grad(set_to_none=True)
         self.arch_step(net, w_opt, train, valid)

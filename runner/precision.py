@@ -1,4 +1,4 @@
-"""bf16 autocast and channels_last, behind gin switches (DESIGN.md "Performance shape").
+"""bf16 autocast and channels_last, behind gin switches.
 
 'auto' means bfloat16 autocast on CUDA only (the CPU computes in float32, as the reference
 does) and channels_last on CUDA and on the CPU, where it was measured faster (README,

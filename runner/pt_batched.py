@@ -1,8 +1,8 @@
-"""Several PT masks scored in one forward pass, with the numbers of one pass per mask (spec §4.1).
+"""Several PT masks scored in one forward pass, with the numbers of one pass per mask.
 
-The one-by-one path runs pass g over a freshly shuffled alpha half with BN in train mode
-(spec §9.4). Here G passes run in lockstep: batch b of every pass goes through the supernet as
-one batch of G*B images, and
+The one-by-one path runs pass g over a freshly shuffled alpha half with BN in train mode, as
+darts-pt's project_op. Here G passes run in lockstep: batch b of every pass goes through the
+supernet as one batch of G*B images, and
 * the data: every pass's order and augmentation numbers are drawn first, in the one-by-one
   order, so the same generator yields the same batches;
 * the masks: each image carries its pass's mixing weights (a [G*B, 1, 1, 1] weight per op);

@@ -2,7 +2,7 @@
 
 Protocol table: per (space, dataset, method, selector), final test error over seeds as best-of-N
 and mean ± std (sample std, ddof=1). The paper reports one number per cell for S1-S4 (the best
-of its runs, spec §8.2) and mean ± std plus the best for the DARTS space (spec §8.1): the
+of its runs, paper Table 3) and mean ± std plus the best for the DARTS space (paper Table 2): the
 `headline` column says which. Sweep table: one row per trial. Markdown and CSV.
 """
 import argparse

@@ -1,4 +1,7 @@
-"""Retrain the selected genotype from scratch (spec §6.1, §6.2) and report the final test error."""
+"""Retrain the selected genotype from scratch and report the final test error.
+
+darts-pt's protocol: sota/cnn/train.py, run by exp_scripts/eval*.sh.
+"""
 import time
 
 import gin
@@ -48,7 +51,7 @@ def retrain(genotype, data, tracker, gen, device, ckpt_path=None, resume=None, C
     tracker.tags(mode.tags())
     params = count_params(net)
     opt = torch.optim.SGD(net.parameters(), lr, momentum=momentum, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs, eta_min=0.0)  # to 0 (§6.1)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs, eta_min=0.0)  # to 0, as DARTS
     start, best, test = 0, 0.0, {"eval_acc": float("nan")}
     if resume is not None:
         with checkpoint.applying(resume, "retrain checkpoint"):
@@ -61,7 +64,7 @@ def retrain(genotype, data, tracker, gen, device, ckpt_path=None, resume=None, C
     tracker.ensure_logged({"retrain/params_M": params / 1e6}, step=0)
     for epoch in range(start, epochs):
         t0 = time.perf_counter()
-        net.drop_path_prob = drop_path_prob * epoch / epochs  # linear ramp from 0 (spec §6.1)
+        net.drop_path_prob = drop_path_prob * epoch / epochs  # linear ramp from 0, as darts-pt
         metrics = train_epoch(net, opt, data, gen, batch_size, grad_clip, auxiliary_weight, cutout,
                               mode)
         if not np.isfinite(metrics["train_loss"]):
@@ -81,6 +84,6 @@ def retrain(genotype, data, tracker, gen, device, ckpt_path=None, resume=None, C
         tracker.metrics(metrics, step=epoch)
         print(f"retrain {epoch + 1}/{epochs}  train_acc {metrics['retrain/train_acc']:.2f}  "
               f"test_acc {test['eval_acc']:.2f}  {metrics['retrain/seconds']:.1f}s", flush=True)
-    # the headline is the final-epoch test error, never the best epoch (spec §9.18)
+    # the headline is the final-epoch test error, never the best epoch (DARTS' convention)
     return {"test_acc": test["eval_acc"], "test_error": 100.0 - test["eval_acc"],
             "best_test_acc": best, "params": params}

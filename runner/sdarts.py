@@ -1,4 +1,4 @@
-"""SDARTS-RS and SDARTS-ADV (darts-pt `--method sdarts`, origin SmoothDARTS; spec §3.3, §9.8).
+"""SDARTS-RS and SDARTS-ADV (darts-pt `--method sdarts`, attacker/perturb.py; origin SmoothDARTS).
 
 The weight step runs on perturbed softmax(alpha) probabilities, passed to the supernet as its
 mixing weights; alpha itself is never overwritten, so "restore alpha" is implicit. The alpha
@@ -13,7 +13,7 @@ from spaces.supernet import PRUNED
 
 
 def epsilon(epoch, epochs, eps_min=0.03, eps_max=0.3):
-    """Search-phase ramp eps_min -> eps_max (spec §3.3): epoch 0 -> 0.03, 49 of 50 -> 0.2946."""
+    """Search-phase ramp eps_min -> eps_max (as darts-pt): epoch 0 -> 0.03, 49 of 50 -> 0.2946."""
     return eps_min + (eps_max - eps_min) * epoch / epochs
 
 
@@ -29,7 +29,7 @@ def clip(w):
 def keep_decisions(net, w):
     """Decided rows one-hot, pruned rows zero, as the decision state says.
 
-    The reference resets them on the next forward (spec §3.3, §4.3); the same rule as
+    The reference resets them on the next forward (darts-pt get_projected_weights); the same rule as
     Supernet.mixing_weights, applied to perturbed probabilities.
     """
     d = net.decision
@@ -39,7 +39,7 @@ def keep_decisions(net, w):
 
 
 def uniform_noise(probs, eps):
-    """i.i.d. U(-eps, eps) per entry (the code's RS noise; the paper says Gaussian, §9.8)."""
+    """i.i.d. U(-eps, eps) per entry (darts-pt Random_alpha; paper App. A.1.2 says Gaussian)."""
     return (torch.rand_like(probs) * 2 - 1) * eps
 
 
@@ -49,10 +49,11 @@ def random_smoothing(net, probs, eps):
 
 
 def pgd_linf(net, probs, x, y, eps, steps=7):
-    """SDARTS-ADV: L-inf PGD that maximises the train loss over the probabilities (spec §3.3).
+    """SDARTS-ADV: L-inf PGD that maximises the train loss over the probabilities.
 
-    BN in eval mode during the attack; random start; `steps` sign steps of 2 eps / steps, each
-    clamped to eps around `probs` and clip()ped; reverted when the loss went down.
+    As darts-pt's Linf_PGD_alpha: BN in eval mode during the attack; random start; `steps` sign
+    steps of 2 eps / steps, each clamped to eps around `probs` and clip()ped; reverted when the
+    loss went down.
     """
     def loss(p):
         return F.cross_entropy(net(x, weights=keep_decisions(net, p)), y)
@@ -79,7 +80,7 @@ class Sdarts(Darts):
     """SDARTS: `perturb_alpha` 'random' (SDARTS-RS) or 'pgd_linf' (SDARTS-ADV), the code's flag.
 
     epsilon ramps eps_min -> eps_max over the search epochs and is eps_tune during PT
-    fine-tuning (spec §4.3, §9.8).
+    fine-tuning (darts-pt sota/cnn/projection.py, pt_project).
     """
 
     def __init__(self, perturb_alpha="random", eps_min=0.03, eps_max=0.3, eps_tune=0.3,

@@ -1,4 +1,7 @@
-"""Supernet search loop (spec §3.1): cosine SGD on weights, the method's alpha step, per-epoch logs."""
+"""Supernet search loop (darts-pt sota/cnn/train_search.py).
+
+Cosine SGD on weights, the method's alpha step, per-epoch logs.
+"""
 import time
 
 import gin
@@ -18,7 +21,7 @@ def alpha_entropy(net):
 
 def train_step(net, method, w_opt, data, gen, ti, valid_idx, batch_size, grad_clip, meter,
                mode=None):
-    """One method step on train indices `ti` and a fresh random valid batch (spec §3.1).
+    """One method step on train indices `ti` and a fresh random valid batch (darts-pt train()).
 
     `mode`: the precision switches (runner/precision.py), resolved for the net's device if None.
     """
@@ -70,7 +73,7 @@ def search(net, method, data, tracker, gen, ckpt_path, resume=None, epochs=50, b
     mode.model(net)  # channels_last before the optimiser sees the parameters
     tracker.tags(mode.tags())
     w_opt = torch.optim.SGD(net.weights(), lr, momentum=momentum, weight_decay=weight_decay)
-    # cosine to lr_min over `epochs`, stepped after each epoch: epoch 0 runs at lr (spec §3.1)
+    # cosine to lr_min over `epochs`, stepped after each epoch: epoch 0 runs at lr, as darts-pt
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, epochs, eta_min=lr_min)
     method.setup(net)
     train_idx, valid_idx = data.search_halves(train_portion)
@@ -84,7 +87,7 @@ def search(net, method, data, tracker, gen, ckpt_path, resume=None, epochs=50, b
         net.train()
         order = None if sample_with_replacement else shuffled_batches(train_idx, bs, gen)
         for s in range(-(-train_idx.numel() // bs)):  # len(train_loader) steps
-            # the reference draws a fresh batch per step from a new iterator (spec §3.1, §9.11)
+            # darts-pt's train() draws each step's batch from a new iterator: with replacement
             ti = sample_batch(train_idx, bs, gen) if order is None else order[s]
             train_step(net, method, w_opt, data, gen, ti, valid_idx, bs, grad_clip, meter,
                        mode)

@@ -1,4 +1,4 @@
-"""Second-order DARTS hypergradient (quark0/darts `cnn/architect.py`, spec §3.2 "2nd order").
+"""Second-order DARTS hypergradient (quark0/darts `cnn/architect.py`).
 
 d/d alpha L_val(w', alpha) with w' = w - eta * (mu * m + grad_w L_train(w, alpha) + lambda * w),
 the Hessian term by a central finite difference around w.
@@ -6,7 +6,7 @@ the Hessian term by a central finite difference around w.
 import torch
 import torch.nn.functional as F
 
-R = 0.01  # eps = R / ||v||_2 (spec §3.2 step 3)
+R = 0.01  # eps = R / ||v||_2 (quark0/darts _hessian_vector_product)
 
 
 def _loss(net, batch):
@@ -37,7 +37,7 @@ def virtual_step(net, w_opt, train):
         for p in group["params"]:
             d = grads[i] + group["weight_decay"] * p.detach()
             m = w_opt.state.get(p, {}).get("momentum_buffer")
-            if m is not None:  # no buffer yet: m = 0 (spec §3.2 step 1)
+            if m is not None:  # no buffer yet: m = 0, as quark0/darts _compute_unrolled_model
                 d = d + group["momentum"] * m
             new.append(p.detach() - group["lr"] * d)
             i += 1
@@ -73,7 +73,7 @@ def hessian_vector(net, params, v, train, r=R):
 
 
 def unrolled_alpha_grad(net, w_opt, train, valid, r=R):
-    """The alpha gradient g_alpha - eta * h of spec §3.2; the weights are left unchanged."""
+    """The alpha gradient g_alpha - eta * h, as quark0/darts; the weights are left unchanged."""
     params, w_virtual, eta = virtual_step(net, w_opt, train)
     w = [p.detach().clone() for p in params]
     _set(params, w_virtual)

@@ -1,9 +1,10 @@
-"""Architecture selection (spec §4): one function for magnitude, PT and PT-Mag.
+"""Architecture selection (paper §4): one function for magnitude, PT and PT-Mag.
 
 Rounds of decisions, each deciding one normal and one reduce item: first an open edge's op
 (operation test), then, once a cell has no open edge, a node's two inputs (topology test).
-`tune_epochs` fine-tuning epochs follow each round; one more follows the last (spec §4.3:
-14 + 3 rounds, 5 * 16 + 1 = 81 epochs). Magnitude with 0 tune epochs is the classic parse.
+`tune_epochs` fine-tuning epochs follow each round; one more follows the last (darts-pt
+pt_project: 14 + 3 rounds, 5 * 16 + 1 = 81 epochs). Magnitude with 0 tune epochs is the
+classic parse.
 """
 import time
 
@@ -26,14 +27,14 @@ def open_edges(net, cell):
 
 
 def open_nodes(net, cell):
-    """Nodes with more than 2 inputs whose topology is not decided yet (spec §4.2)."""
+    """Nodes with more than 2 inputs whose topology is not decided yet."""
     dec = net.decisions()[CELLS.index(cell)]
     return [n for n, eids in enumerate(node_edges())
             if len(eids) > 2 and PRUNED not in [dec[e] for e in eids]]
 
 
 def num_rounds(net):
-    """Decision rounds still needed: derived from the space and the decision state (spec §4.5)."""
+    """Decision rounds still needed: derived from the space and the decision state."""
     return max(len(open_edges(net, c)) + len(open_nodes(net, c)) for c in CELLS)
 
 
@@ -84,7 +85,7 @@ def decide(net, cell, criterion, ctx, rng):
 
 def tune_epoch(net, method, opt, data, gen, train_idx, valid_idx, batch_size, grad_clip,
                mode=None):
-    """One proper pass over the weight half; a fresh valid batch per alpha step (spec §4.3)."""
+    """One proper pass over the weight half; a fresh valid batch per alpha step."""
     net.train()
     meter = Meter()
     for ti in shuffled_batches(train_idx, batch_size, gen):
@@ -93,7 +94,7 @@ def tune_epoch(net, method, opt, data, gen, train_idx, valid_idx, batch_size, gr
 
 
 def selector_name():
-    """'magnitude', 'pt' or 'pt-mag', from the bound criterion and tune epochs (spec §4.6)."""
+    """'magnitude', 'pt' or 'pt-mag', from the bound criterion and tune epochs."""
     b = gin.get_bindings("select")  # evaluates @Criterion() into an instance
     if getattr(b.get("criterion"), "name", "magnitude") == "magnitude":
         return "pt-mag" if b.get("tune_epochs", 0) > 0 else "magnitude"
@@ -119,7 +120,7 @@ def select(net, method, data, tracker, gen, seed, ckpt_path=None, resume=None,
     del from_run  # read by the experiment before search (see source_run)
     if edge_order not in ("random", "fixed"):
         raise ValueError(f"select.edge_order must be 'random' or 'fixed', not {edge_order!r}")
-    # dedicated edge-order generator: same supernet + seed -> same order (spec §4.1, §9.10)
+    # dedicated edge-order generator: same supernet + seed -> same order (darts-pt uses np.random)
     order_seed = seed if edge_order_seed is None else edge_order_seed
     order_rng = np.random.RandomState(order_seed) if edge_order == "random" else None
     mode = precision(device_of(net))
@@ -127,7 +128,7 @@ def select(net, method, data, tracker, gen, seed, ckpt_path=None, resume=None,
     tracker.tags({"edge_order": edge_order, "edge_order_seed": order_seed, **mode.tags()})
     train_idx, valid_idx = data.search_halves(train_portion)
     ctx = {"data": data, "gen": gen, "valid_idx": valid_idx}
-    # a fresh SGD at lr/10, never scheduled; alpha keeps its Adam state (spec §4.3, §9.7)
+    # a fresh SGD at lr/10, never scheduled; alpha keeps its Adam state (darts-pt pt_project)
     opt = torch.optim.SGD(net.weights(), tune_lr, momentum=tune_momentum,
                           weight_decay=tune_weight_decay)
     records, start = [], 0

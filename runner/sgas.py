@@ -1,4 +1,4 @@
-"""SGAS (lightaime/sgas `cnn/train_search.py`, spec §3.4): greedy edge decisions during search.
+"""SGAS (lightaime/sgas `cnn/train_search.py`): greedy edge decisions during search.
 
 After the warm-up, every `decision_freq` epochs, each cell type fixes its open edge with the
 best score (Cri.1: importance x certainty; Cri.2: x stability) to its best non-`none` op, and
@@ -33,7 +33,7 @@ def stability(history, q):
 
 
 def sgas_scores(probs, nones, history=None, use_history=False):
-    """Scores over all edges of one cell type (decided ones included), and q (spec §3.4).
+    """Scores over all edges of one cell type (decided ones included, as SGAS does), and q.
 
     probs: softmax(alpha) [14, K]; nones: none_mask. Without any `none` op (darts-pt's DARTS
     space, S1, S2, S4) importance is 1 on every edge and its factor is left out: normalize()
@@ -68,7 +68,7 @@ class Sgas(Darts):
 
     op_choice: 'argmax' fixes the chosen edge to argmax q (SGAS); 'selector' keeps the edge
     (pruning and edge order unchanged) but leaves its op open for the selector, which is the
-    paper's SGAS+PT (§5.1: "replace only the op choice with PT"; see gin/methods/sgas.gin).
+    paper's SGAS+PT (paper §5.1: PT replaces only the op choice; see gin/methods/sgas.gin).
     """
 
     def __init__(self, use_history=False, warmup_dec_epoch=9, decision_freq=5, history_size=4,
@@ -103,12 +103,12 @@ class Sgas(Darts):
         return epoch >= self.warmup and (epoch - self.warmup) % self.freq == 0
 
     def batch_size(self, epoch, batch_size):
-        """+batch_increase after each decision epoch, up to max_batch_size (spec §3.4)."""
+        """+batch_increase after each decision epoch, up to max_batch_size, as SGAS."""
         grown = batch_size + self.batch_increase * self.decision_epochs
         return min(grown, max(batch_size, self.max_batch_size))
 
     def arch_step(self, net, w_opt, train, valid):
-        """DARTS' alpha step; alpha rows of edges SGAS decided stay frozen (spec §3.4)."""
+        """DARTS' alpha step; alpha rows of edges SGAS decided stay frozen."""
         if not any(self.chosen.values()):  # host-side test: no device sync per step
             return super().arch_step(net, w_opt, train, valid)
         rows = self.frozen(net)
@@ -147,7 +147,7 @@ class Sgas(Darts):
     def decide(self, net, cell, epoch, score, q, cands):
         """Fix (or keep) the best edge, then prune nodes that have 2 decided inputs."""
         e = best_edge(score.tolist(), cands)
-        k = int(q[e].argmax())  # q is 0 on `none`: never chosen (spec §3.4)
+        k = int(q[e].argmax())  # q is 0 on `none`: never chosen
         self.chosen[cell].append(e)
         if self.op_choice == "argmax":
             net.fix_edge(cell, e, k)

@@ -1,5 +1,5 @@
 """Optuna sweeps of selection hyperparameters: one study, one MLflow sweep run, and one nested
-MLflow run per trial (DESIGN.md: "the last metric is what an Optuna sweep optimises").
+MLflow run per trial; a trial's objective is the last value logged for its metric.
 
 Storage by URL: a journal file (several processes on one machine, the default) or a database URL
 such as postgresql://... (several machines; heartbeats fail the trials of killed workers, which

@@ -1,14 +1,14 @@
-"""The DARTS cell's edges and the per-edge op lists of the DARTS space and S1-S4 (spec §1, §2)."""
+"""The DARTS cell's edges and the per-edge op lists of the DARTS space and S1-S4."""
 from dataclasses import dataclass
 
-STEPS = 4  # intermediate nodes per cell (spec §1.1)
+STEPS = 4  # intermediate nodes per cell
 NUM_EDGES = sum(2 + i for i in range(STEPS))  # 14
 
-# DARTS space as darts-pt trains it: 7 ops, no `none`, this order (spec §1.5, §9.1, §9.16).
+# DARTS space as darts-pt trains it (sota/cnn/spaces.py, s5): 7 ops, no `none`, this order.
 DARTS_OPS = ("max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3",
              "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
 
-# S1 per-edge lists, identical to RobustDARTS (spec §2.1); order sets alpha columns and tie-breaks.
+# S1 per-edge lists, as RobustDARTS src/spaces.py; order sets alpha columns and tie-breaks.
 _S1_NORMAL = (
     ("skip_connect", "dil_conv_3x3"), ("skip_connect", "dil_conv_5x5"),
     ("skip_connect", "dil_conv_5x5"), ("skip_connect", "sep_conv_3x3"),
@@ -69,7 +69,7 @@ def get_space(name):
 
 
 def edge_inputs():
-    """(node state index, input state index) of each of the 14 edges, in edge order (spec §1.1)."""
+    """(node state index, input state index) of each of the 14 edges, in edge order."""
     return [(i + 2, j) for i in range(STEPS) for j in range(2 + i)]
 
 

@@ -1,4 +1,4 @@
-"""Genotypes: the classic DARTS magnitude parse (spec §5.1), strings and JSON."""
+"""Genotypes: the classic DARTS magnitude parse (darts-pt Network.genotype), strings and JSON."""
 import ast
 import json
 from dataclasses import dataclass
@@ -55,7 +55,7 @@ class Genotype:
 
 
 def parse_cell(weights, ops):
-    """Magnitude parse of one cell: rows of mixing weights -> 8 genes (spec §5.1, tie-breaks §9.5).
+    """Magnitude parse of one cell: rows of mixing weights -> 8 genes.
 
     Strength of an edge = its largest weight excluding `none`; keep the 2 strongest inputs per
     node (stable sort: lower input index wins ties); op = first argmax excluding `none`.

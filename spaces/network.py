@@ -1,4 +1,4 @@
-"""Discrete evaluation network built from a genotype (spec §6.1): aux head, drop path."""
+"""Discrete evaluation network built from a genotype (darts-pt model.py): aux head, drop path."""
 import torch
 import torch.nn as nn
 
@@ -6,7 +6,7 @@ from spaces.ops import FactorizedReduce, Identity, ReLUConvBN, make_op
 
 
 def drop_path(x, p):
-    """Zero whole samples with probability p and rescale the rest by 1/(1-p) (spec §6.1)."""
+    """Zero whole samples with probability p and rescale the rest by 1/(1-p)."""
     keep = 1.0 - p
     mask = torch.empty(x.size(0), 1, 1, 1, device=x.device, dtype=x.dtype).bernoulli_(keep)
     return x / keep * mask
@@ -37,7 +37,7 @@ class EvalCell(nn.Module):
 
 
 class AuxiliaryHead(nn.Module):
-    """Auxiliary classifier on the 8x8 output of cell 2L/3 (spec §6.1)."""
+    """Auxiliary classifier on the 8x8 output of cell 2L/3."""
 
     def __init__(self, C, num_classes):
         super().__init__()
@@ -60,7 +60,7 @@ class EvalNetwork(nn.Module):
         super().__init__()
         self.layers = layers
         self.drop_path_prob = 0.0
-        C_curr = 3 * C  # stem multiplier 3 (spec §1.3)
+        C_curr = 3 * C  # stem multiplier 3
         self.stem = nn.Sequential(nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False),
                                   nn.BatchNorm2d(C_curr))
         C_pp, C_p, C_curr = C_curr, C_curr, C

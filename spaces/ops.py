@@ -1,4 +1,4 @@
-"""Candidate operations of the DARTS cell (spec §1.4), search-time and eval-time variants."""
+"""Candidate operations of the DARTS cell (darts-pt operations.py), search and eval variants."""
 import torch
 import torch.nn as nn
 
@@ -24,7 +24,7 @@ class DilConv(nn.Sequential):
 
 
 class SepConv(nn.Sequential):
-    """Two stacked ReLU-depthwise-pointwise-BN blocks; stride only on the first (spec §1.4)."""
+    """Two stacked ReLU-depthwise-pointwise-BN blocks; stride only on the first."""
 
     def __init__(self, C, kernel_size, stride, padding, affine=True):
         super().__init__(
@@ -103,7 +103,7 @@ class AvgPool2d(nn.AvgPool2d):
 
 
 class FactorizedReduce(nn.Module):
-    """ReLU, two stride-2 1x1 convs on x and on x shifted by one pixel, concat, BN (spec §1.2)."""
+    """ReLU, two stride-2 1x1 convs on x and on x shifted by one pixel, concat, BN."""
 
     def __init__(self, C_in, C_out, affine=True):
         super().__init__()
@@ -132,7 +132,7 @@ OPS = {
 
 
 def make_op(name, C, stride, search):
-    """Build op `name`; search ops use affine=False BNs and pools get a BN after them (spec §1.4)."""
+    """Build op `name`; search ops use affine=False BNs and pools get a BN after them."""
     if name not in OPS:
         raise ValueError(f"unknown op {name!r}; known ops: {', '.join(OPS)}")
     op = OPS[name](C, stride, not search)

@@ -1,4 +1,4 @@
-"""The DARTS supernet: mixed edges, alphas and the per-edge decision state (spec §1, §4.0)."""
+"""The DARTS supernet: mixed edges, alphas and the per-edge decision state."""
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -17,8 +17,9 @@ class MixedOp(nn.Module):
         self.ops = nn.ModuleList(make_op(n, C, stride, search=True) for n in names)
 
     def forward(self, x, w, active):
-        # Only ops whose weight is known non-zero on the host are computed (spec §1.5): no
-        # device sync per op, and masked/decided ops cost nothing. An empty edge adds 0.
+        # Only ops whose weight is known non-zero on the host are computed (darts-pt's MixedOp
+        # skips zero weights too): no device sync per op, and masked/decided ops cost nothing.
+        # An empty edge adds 0.
         out = 0
         for k in active:
             out = out + w[k] * self.ops[k](x)
@@ -71,7 +72,7 @@ class Supernet(nn.Module):
             reduction_prev = reduction
             C_pp, C_p = C_p, STEPS * C_curr
         self.classifier = nn.Linear(C_p, num_classes)
-        # alpha ~ 1e-3 N(0,1), drawn on the CPU with the global RNG (spec §1.5)
+        # alpha ~ 1e-3 N(0,1), drawn on the CPU with the global RNG, as darts-pt
         self.alphas = nn.Parameter(alpha_init_std * torch.randn(2, NUM_EDGES, space.num_ops))
         self.register_buffer("decision", torch.full((2, NUM_EDGES), OPEN, dtype=torch.long))
         self._host_decision = None
@@ -81,7 +82,7 @@ class Supernet(nn.Module):
         """Operation weights, i.e. every parameter except the alphas."""
         return [p for n, p in self.named_parameters() if n != "alphas"]
 
-    # --- decision state (spec §4.0) ---------------------------------------------------------
+    # --- decision state ----------------------------------------------------------------------
     def decisions(self):
         """Host copy of the decision codes, [2][14]; read from the device only when it changed."""
         if self._host_decision is None:
@@ -130,6 +131,6 @@ class Supernet(nn.Module):
         return self.classifier(s1.mean(dim=(2, 3)))
 
     def genotype(self):
-        """Magnitude parse (spec §5.1) of the current mixing weights."""
+        """DARTS magnitude parse of the current mixing weights."""
         w = self.mixing_weights().detach().cpu().tolist()
         return gt.parse({"normal": w[0], "reduce": w[1]}, self.space)

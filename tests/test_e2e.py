@@ -87,7 +87,7 @@ def expected_bindings(files, binds=()):
 
 
 def expected_selector(bindings):
-    """spec §4.6: magnitude without fine-tuning is classic DARTS, with it PT-Mag; else PT."""
+    """Magnitude without fine-tuning is classic DARTS, with it PT-Mag (paper §6.2); else PT."""
     if bindings["select.criterion"] == "@Magnitude":
         return "pt-mag" if int(bindings.get("select.tune_epochs", "0")) > 0 else "magnitude"
     assert bindings["select.criterion"] == "@Perturbation"

@@ -1,4 +1,4 @@
-"""Supernet training methods: second-order DARTS, SDARTS-RS/ADV, SGAS (spec §3.2-§3.4), their
+"""Supernet training methods: second-order DARTS, SDARTS-RS/ADV, SGAS, their
 resume state, and every method under every selector end to end through the CLI and MLflow."""
 import contextlib
 import copy
@@ -39,7 +39,7 @@ def batch(n=8, seed=1, dtype=torch.float32, size=16):
             torch.randint(0, 10, (n,), generator=g))
 
 
-# ------------------------------------------------------------------ second-order DARTS (§3.2)
+# ------------------------------------------------------------------------- second-order DARTS
 
 
 def smooth(net):
@@ -143,7 +143,7 @@ def test_darts_unrolled_step_feeds_the_hypergradient_to_adam():
     assert len(seen) == 1 and torch.allclose(seen[0], expected, atol=1e-7, rtol=1e-5)
 
 
-# --------------------------------------------------------------------------- SDARTS (§3.3)
+# ---------------------------------------------------------------------------------- SDARTS
 
 
 def test_epsilon_ramps_over_search_and_is_constant_in_pt():
@@ -187,7 +187,8 @@ def test_random_smoothing_stays_on_the_simplex_and_keeps_decisions():
 
 def test_random_smoothing_is_clip_of_a_perturbation_bounded_by_epsilon():
     """Decided: the eps bound holds for the perturbation before clip(), as in the reference
-    (spec §3.3); clip()'s renormalisation may move an entry further, shown on a hand-made row."""
+    (darts-pt Random_alpha); clip()'s renormalisation may move an entry further, shown on a
+    hand-made row."""
     net = tiny_supernet("s2")
     with torch.no_grad():
         net.alphas.normal_()
@@ -245,7 +246,7 @@ def test_pgd_attack_reverts_a_perturbation_that_lowered_the_loss(monkeypatch):
     assert torch.equal(pgd_linf(net, probs, x, y, 0.05, steps=0), probs)
 
 
-# ----------------------------------------------------------------------------- SGAS (§3.4)
+# ------------------------------------------------------------------------------------ SGAS
 
 
 def probs_s3(rows):

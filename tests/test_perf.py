@@ -1,4 +1,4 @@
-"""The fast paths of issue 8 compute what the straightforward ones compute (CPU, float32).
+"""The fast paths compute what the straightforward ones compute (CPU, float32).
 
 NHWC pools and the one-sided backwards (alpha step into alpha only, weight step into weights
 only) are bit-identical; skipped ops equal ops computed with weight 0; device augmentation

@@ -39,7 +39,7 @@ def test_decisions_table_has_one_row_per_decision_with_every_candidate(tracking,
     assert run.data.tags["selector"] == "pt"
     table = decisions(tracking, run.info.run_id, tmp_path)
     ops, topo = table[table.kind == "op"], table[table.kind == "topology"]
-    assert len(ops) == 28 and len(topo) == 6  # 14 edges and 3 nodes per cell type (spec §4.5)
+    assert len(ops) == 28 and len(topo) == 6  # 14 edges and 3 nodes per cell type
     for _, row in ops.iterrows():
         cands = json.loads(row.candidates)
         accs, losses = json.loads(row.masked_acc), json.loads(row.masked_loss)

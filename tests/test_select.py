@@ -112,7 +112,7 @@ def test_topology_test_keeps_the_two_edges_whose_removal_hurts_most(crit):
     kept, rounds = Perturbation(crit=crit, batch_size=256).keep_edges(
         net, "normal", list(range(9, 14)), ctx(data))
     assert sorted(kept) == [10, 12]
-    assert [len(r["scores"]) for r in rounds] == [5, 4, 3]  # 12 evaluations (spec §4.2)
+    assert [len(r["scores"]) for r in rounds] == [5, 4, 3]  # 12 evaluations (darts-pt project_edge)
 
 
 def test_topology_ties_drop_the_later_edge():

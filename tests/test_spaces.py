@@ -301,9 +301,10 @@ def _weight_count(net):
 
 @pytest.mark.parametrize("name,exact,millions", [("darts", 1930618, 1.931), ("s2", 665466, 0.666)])
 def test_supernet_weight_count_spec_anchors(name, exact, millions):
-    """Spec §1.3 anchors. The exact counts equal the reference supernet's (checked against the
-    reference code below). The spec's S2 figure 0.666 M is 665,466 rounded half-up via 0.6655;
-    plain rounding of 665,466 gives 0.665, so that anchor is compared to within 0.6e-3 M."""
+    """C16/L8 supernet sizes, 1.931 M (DARTS space) and 0.666 M (S2). The exact counts equal the
+    reference supernet's (checked against the reference code below). 0.666 M is 665,466 rounded
+    half-up via 0.6655; plain rounding of 665,466 gives 0.665, so that anchor is compared to
+    within 0.6e-3 M."""
     n = _weight_count(Supernet(get_space(name), C=16, layers=8))
     assert n == exact
     assert abs(n / 1e6 - millions) <= 0.6e-3

@@ -1,4 +1,4 @@
-"""One MLflow run per runner call: params, batched metrics, artifacts, status (DESIGN.md)."""
+"""One MLflow run per runner call: params, batched metrics, artifacts, status."""
 import json
 import os
 import tempfile
