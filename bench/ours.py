@@ -43,7 +43,7 @@ def sync(device):
 
 def images(n, device, seed=0):
     """A CIFAR-10-shaped Dataset of random uint8 images, on `device`."""
-    from runner.data import STATS, Dataset
+    from runner.data.datasets import STATS, Dataset
 
     g = torch.Generator().manual_seed(seed)
     x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g).to(device)
@@ -56,12 +56,12 @@ def images(n, device, seed=0):
 
 def supernet(a, device, search_only=False):
     """Search step and PT scoring times of our supernet with the current gin bindings."""
-    from runner.criteria import Perturbation
-    from runner.loops import Meter
-    from runner.methods import Darts
-    from runner.precision import precision
-    from runner.search import train_step
-    from spaces.darts import get_space
+    from runner.selection.criteria import Perturbation
+    from runner.training.loops import Meter
+    from runner.methods.darts import Darts
+    from runner.training.precision import precision
+    from runner.training.search import train_step
+    from spaces.darts.space import get_space
     from spaces.supernet import Supernet
 
     torch.manual_seed(0)
@@ -100,10 +100,10 @@ def supernet(a, device, search_only=False):
 
 def retrain(a, device):
     """One retrain step (forward with aux head, backward, clip, SGD) of the PT genotype."""
-    from runner.precision import precision
-    from runner.retrain import train_epoch
-    from spaces.genotype import Genotype
-    from spaces.network import EvalNetwork
+    from runner.training.precision import precision
+    from runner.training.retrain import train_epoch
+    from spaces.darts.genotype import Genotype
+    from spaces.darts.network import EvalNetwork
 
     torch.manual_seed(0)
     net = EvalNetwork(Genotype.parse(PT_GENOTYPE), a.retrain_C, a.retrain_layers, 10).to(device)

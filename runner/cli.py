@@ -1,12 +1,11 @@
 """`runner --gin FILE [--gin FILE ...] [--bind 'a.b = c' ...]`: parse gin, run one experiment."""
 import argparse
 import glob
-import logging
 import os
 import signal
 import sys
 
-REPO_GIN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin")
+from runner.config import REPO_GIN, is_sweep, one_line, parse_config
 
 EPILOG = """The experiment files are the .gin files at the top of gin/ (one per paper experiment,
 plus quickstart.gin): list them with `runner --list`. Shared parts live in gin/spaces,
@@ -38,63 +37,6 @@ def list_experiments(root=REPO_GIN):
         print(f"gin/{os.path.basename(path):28s} {first}")
 
 
-def gin_root(path):
-    """The nearest ancestor folder named `gin` (where includes are resolved), else the file's folder."""
-    d = os.path.dirname(os.path.abspath(path))
-    probe = d
-    while probe != os.path.dirname(probe):
-        if os.path.basename(probe) == "gin":
-            return probe
-        probe = os.path.dirname(probe)
-    return d
-
-
-class _QuietGinPathProbe(logging.Filter):
-    """gin logs an ERROR for every search-path prefix an include does not resolve under."""
-
-    def filter(self, record):
-        return not (record.module == "resource_reader" and record.msg.startswith("Path not found"))
-
-
-def parse_config(files, bindings):
-    """Parse gin files and bindings; unknown configurables or parameters are errors."""
-    import gin
-
-    logging.getLogger().addFilter(_QuietGinPathProbe())
-    from runner import experiment, sweep  # noqa: F401  (registers every configurable first)
-    from runner.gin_types import check_types
-
-    gin.clear_config()
-    # gin probes the working folder first, and a folder there that shadows an include's first
-    # component (e.g. the data folder `data/`) breaks its package-resource probe: search the
-    # gin roots first and the working folder last (gin has no public way to order prefixes)
-    roots = [gin_root(f) for f in files] + [REPO_GIN]
-    gin.config._LOCATION_PREFIXES[:] = list(dict.fromkeys(roots)) + [""]
-    for path in files:
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"gin file not found: {path}")
-    gin.parse_config_files_and_bindings(files, bindings, skip_unknown=False)
-    check_types()  # gin checks names, not types
-
-
-def one_line(exc):
-    """The exception as one line, without gin's 'In call to configurable ...' trail."""
-    text = str(exc).split("\n  In call to configurable")[0]
-    text = " ".join(text.split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def is_sweep():
-    """A gin config that binds `sweep.params` runs an Optuna sweep (gin/sweeps/)."""
-    import gin
-
-    try:
-        gin.query_parameter("sweep.params")
-    except ValueError:
-        return False
-    return True
-
-
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["report"]:
@@ -109,10 +51,12 @@ def main(argv=None):
         parser().error("give at least one --gin FILE (runner --list shows the experiment files)")
     try:
         bindings = args.bind + ([f"sweep.workers = {args.workers}"] if args.workers else [])
-        parse_config(args.gin, bindings)
+        from runner import configurables  # noqa: F401
+
+        args.gin = parse_config(args.gin, bindings)
         signal.signal(signal.SIGTERM, _terminate)  # preemption: mark the run KILLED
         if is_sweep():
-            from runner.sweep import sweep
+            from runner.sweeps.sweep import sweep
 
             summary = sweep(gin_files=args.gin, bindings=args.bind, argv=argv)
         else:
@@ -137,7 +81,7 @@ def _terminate(signum, frame):
 
 
 def print_summary(s):
-    from spaces.network import param_size
+    from spaces.cell import get_space
     from tracking.mlflow_tracker import Tracker
 
     if "study" in s:
@@ -149,8 +93,10 @@ def print_summary(s):
         for seed, r in s["seeds"].items():
             print(f"seed {seed}: run {r['run_id']}  test error {r.get('test_error', 'n/a')}")
     else:
+        family = get_space(s["space"]).family
         print(f"\ngenotype: {s['genotype']}")
-        print(f"param size (C36/L20, no aux head): {param_size(s['genotype']) / 1e6:.3f} M")
+        print(f"param size ({family.param_size_label}): "
+              f"{family.param_size(s['genotype'], 10) / 1e6:.3f} M")
     if "test_acc" in s:
         print(f"retrained params: {s['params'] / 1e6:.3f} M")
         print(f"final test accuracy: {s['test_acc']:.2f} %  (test error {s['test_error']:.2f} %)")

@@ -3,28 +3,28 @@ import os
 import random
 import subprocess
 import tempfile
+from dataclasses import dataclass
 
 import gin
 import numpy as np
 import torch
 
-from runner import checkpoint, methods  # noqa: F401  (registers gin configurables)
-from runner.data import dataset
-from runner.retrain import retrain
-from runner.search import search
-from runner.select import records_table, select, selector_name, source_run
-from spaces.darts import get_space
-from spaces.network import param_size
-from spaces.supernet import Supernet
-from tracking.gin_params import flat_bindings
+from runner import methods  # noqa: F401  (registers the methods with gin)
+from runner.config import flat_bindings
+from runner.data.datasets import dataset
+from runner.selection.select import records_table, select, selector_name, source_run
+from runner.training import checkpoint
+from runner.training.retrain import retrain
+from runner.training.search import search
+from spaces.cell import SearchSpace, get_space
 from tracking import plots
 from tracking.mlflow_tracker import Tracker
 
 
 @gin.configurable(denylist=["space", "num_classes", "in_channels"])
 def supernet(space, num_classes, in_channels, C=16, layers=8, alpha_init_std=1e-3):
-    """The search supernet (C=16, 8 cells: darts-pt's search defaults)."""
-    return Supernet(space, C, layers, num_classes, in_channels, alpha_init_std)
+    """The search supernet of the space's family (DARTS: C=16, 8 cells, darts-pt's defaults)."""
+    return space.family.supernet(space, C, layers, num_classes, in_channels, alpha_init_std)
 
 
 def pick_device(name):
@@ -55,7 +55,7 @@ def log_config(tracker, gin_files, bindings):
     tracker.params(flat_bindings())
 
 
-def log_selection(tracker, records, genotype, num_classes):
+def log_selection(tracker, records, genotype, space, num_classes):
     import pandas as pd
 
     rows = records_table(records)
@@ -64,12 +64,13 @@ def log_selection(tracker, records, genotype, num_classes):
         pd.DataFrame(rows).to_csv(path, index=False)
         tracker.artifact(path, "selection")
     tracker.json(records, "selection/decisions.json")
-    tracker.plot(plots.decision_timeline, records, name="decisions.png")
+    tracker.plot(plots.decision_timeline, records, space.cell.types, name="decisions.png")
     tracker.text(genotype.to_json(), "genotype.json")
     tracker.text(str(genotype) + "\n", "genotype.txt")
     tracker.tags({"genotype": str(genotype)})
-    tracker.ensure_logged({"genotype/param_size_M": param_size(genotype, num_classes=num_classes)
-                           / 1e6, "genotype/skip_count": genotype.count("skip_connect")}, step=0)
+    size = space.family.param_size(genotype, num_classes)
+    tracker.ensure_logged({"genotype/param_size_M": size / 1e6,
+                           "genotype/skip_count": genotype.count("skip_connect")}, step=0)
 
 
 def train_supernet(tracker, net, method, data, gen, out, resume=None):
@@ -77,7 +78,7 @@ def train_supernet(tracker, net, method, data, gen, out, resume=None):
     ckpt = os.path.join(out, "search.pt")
     alphas = search(net, method, data, tracker, gen, ckpt, resume=resume)
     alpha_path = os.path.join(out, "alphas.npz")
-    np.savez_compressed(alpha_path, alphas=alphas, cells=np.array(["normal", "reduce"]))
+    np.savez_compressed(alpha_path, alphas=alphas, cells=np.array(net.space.cell.types))
     tracker.artifact(alpha_path, "search")
     tracker.plot(plots.alpha_history, alphas, net.space, name="alpha_history.png")
     if os.path.exists(ckpt):
@@ -147,8 +148,9 @@ def run(gin_files=(), bindings=(), resume=False, experiment_name=gin.REQUIRED,
     with tracker.run(experiment_name, run_name=name, tags=tags, run_id=reopen,
                      parent_run_id=parent_run_id or source_run()):
         try:
-            return _run(tracker, gin_files, bindings, space, method, data, gen, seed, device,
-                        os.path.join(output_dir, tracker.run_id), do_select, do_retrain)
+            parts = Parts(tracker, space, method, data, gen, seed, device,
+                          os.path.join(output_dir, tracker.run_id))
+            return _run(parts, gin_files, bindings, do_select, do_retrain)
         finally:
             tracker.text(gin.operative_config_str(), "config/operative.gin")
 
@@ -209,31 +211,46 @@ def writable(folder):
                               f"({e.strerror}); set run.output_dir") from e
 
 
-def _run(tracker, gin_files, bindings, space, method, data, gen, seed, device, out, do_select,
-         do_retrain):
+@dataclass
+class Parts:
+    """What one run's phases share: built once by `run` from the gin bindings."""
+
+    tracker: Tracker
+    space: SearchSpace
+    method: object
+    data: object
+    gen: torch.Generator
+    seed: int
+    device: torch.device
+    out: str  # the run's output folder: its checkpoints
+
+
+def _run(p, gin_files, bindings, do_select, do_retrain):
+    tracker, method, data, gen, out = p.tracker, p.method, p.data, p.gen, p.out
     os.makedirs(out, exist_ok=True)
     log_config(tracker, gin_files, bindings)
-    net = supernet(space, data.num_classes, data.in_channels).to(device)
+    net = supernet(p.space, data.num_classes, data.in_channels).to(p.device)
     parent, select_state = source_run(), saved(out, "select")
     if select_state is not None:
         method.setup(net)  # the selection checkpoint holds the supernet and alpha optimiser
     elif parent:
-        load_supernet(tracker, parent, net, method, out, device)
+        load_supernet(tracker, parent, net, method, out, p.device)
     else:
         train_supernet(tracker, net, method, data, gen, out, saved(out, "search"))
+    summary = {"run_id": tracker.run_id, "space": p.space.name}
     if not do_select:
-        return {"run_id": tracker.run_id, "genotype": net.genotype()}
+        return dict(summary, genotype=net.genotype())
     if select_state is None:
         # selection draws from freshly seeded RNGs, so that selecting again from this run's
         # checkpoint (`select.from_run`) replays the same batches and decisions
-        seed_everything(seed)
-        gen.manual_seed(seed)
-    genotype, records = select(net, method, data, tracker, gen, seed,
+        seed_everything(p.seed)
+        gen.manual_seed(p.seed)
+    genotype, records = select(net, method, data, tracker, gen, p.seed,
                                ckpt_path=os.path.join(out, "select.pt"), resume=select_state)
-    log_selection(tracker, records, genotype, data.num_classes)
-    summary = {"run_id": tracker.run_id, "genotype": genotype}
+    log_selection(tracker, records, genotype, p.space, data.num_classes)
+    summary["genotype"] = genotype
     if do_retrain:
-        result = retrain(genotype, data, tracker, gen, device,
+        result = retrain(genotype, p.space, data, tracker, gen, p.device,
                          ckpt_path=os.path.join(out, "retrain.pt"), resume=saved(out, "retrain"))
         tracker.ensure_logged({"test_error": result["test_error"], "test_acc": result["test_acc"]},
                               step=0)

@@ -3,6 +3,8 @@ import inspect
 
 import gin
 
+from runner.compat import gin_internals
+
 
 def check_types():
     """A bound value must have the type of the parameter's default (an int may stand for a float).
@@ -10,9 +12,8 @@ def check_types():
     gin checks binding names but not types: a string where a number belongs would otherwise
     fail deep inside training with a message that does not name the binding.
     """
-    for (_, selector), params in gin.config._CONFIG.items():  # gin has no public iterator
-        target = gin.config._REGISTRY.get_match(selector).wrapped
-        defaults = inspect.signature(target).parameters
+    for _, selector, params in gin_internals.bindings():
+        defaults = inspect.signature(gin_internals.target(selector)).parameters
         for name, value in params.items():
             default = defaults[name].default if name in defaults else None
             if not same_kind(default, value):

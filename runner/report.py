@@ -9,7 +9,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 
 KEYS = ["space", "dataset", "method", "selector"]
 
@@ -34,6 +33,14 @@ def runs_frame(client, experiments):
                                               "sweep_params", "test_error", "run_id"])
 
 
+def headline(space_name):
+    """How the paper reports a space over seeds: 'best' (of N) or 'mean' (± std)."""
+    from spaces.cell import spaces
+
+    space = spaces().get(space_name)
+    return space.headline if space is not None else "mean"
+
+
 def protocol_table(df):
     """Best-of-N and mean ± std of final test error per configuration (sweep trials apart)."""
     import pandas as pd
@@ -45,7 +52,7 @@ def protocol_table(df):
         std = float(err.std(ddof=1)) if len(err) > 1 else float("nan")
         rows.append({**dict(zip(KEYS, key)), "N": len(err), "best": float(err.min()),
                      "mean": float(err.mean()), "std": std,
-                     "headline": (f"best of {len(err)}" if key[0] in ("s1", "s2", "s3", "s4")
+                     "headline": (f"best of {len(err)}" if headline(key[0]) == "best"
                                   else f"mean ± std of {len(err)}"),
                      "seeds": " ".join(sorted(str(s) for s in g.seed))})
     return pd.DataFrame(rows, columns=KEYS + ["N", "best", "mean", "std", "headline", "seeds"])
@@ -110,33 +117,6 @@ def report(experiments, out="reports", log=True):
     return tables
 
 
-def summarise_sweep(study, parent, metric):
-    """The study summary on the sweep run: trial table, best trial, objective plot."""
-    from tracking.mlflow_tracker import Tracker
-    from tracking.plots import sweep_objective
-
-    tracker = Tracker()
-    tracker.run_id = parent
-    trials = study.trials_dataframe()
-    done = [t for t in study.trials if t.state.name == "COMPLETE"]
-    with tempfile.TemporaryDirectory() as tmp:
-        for path in write_tables({"trials": trials}, tmp):
-            tracker.artifact(path, "sweep")
-    tracker.plot(sweep_objective, trials, name="objective.png")
-    counts = trials.state.value_counts().to_dict() if len(trials) else {}
-    summary = {"study": study.study_name, "n_complete": counts.get("COMPLETE", 0),
-               "n_fail": counts.get("FAIL", 0), "run_id": parent}
-    if done:
-        best = study.best_trial
-        summary.update(best_value=best.value, best_params=best.params, best_trial=best.number)
-        tracker.tags({f"best.{k}": v for k, v in best.params.items()})  # a rerun may change it
-        tracker.metrics({f"sweep/best_{metric}": best.value}, step=0)
-    tracker.metrics({"sweep/n_complete": summary["n_complete"],
-                     "sweep/n_fail": summary["n_fail"]}, step=0)
-    tracker.client.set_terminated(parent, "FINISHED")
-    return summary
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(prog="runner report", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -148,7 +128,7 @@ def main(argv=None):
     try:
         report(a.experiment, a.out, log=not a.no_log)
     except Exception as e:  # noqa: BLE001 - one line, as the runner
-        from runner.cli import one_line
+        from runner.config import one_line
 
         print(f"runner report: error: {one_line(e)}", file=sys.stderr)
         return 2

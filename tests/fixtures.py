@@ -139,7 +139,7 @@ def tiny_supernet(space_name="s2", seed=0):
     """A C4/L3 supernet with seeded weights, for unit tests of search, selection and methods."""
     import torch
 
-    from spaces.darts import get_space
+    from spaces.darts.space import get_space
     from spaces.supernet import Supernet
 
     torch.manual_seed(seed)
@@ -150,7 +150,7 @@ def tiny_images(n=32, seed=0):
     """A random 16x16 uint8 Dataset held in memory (no files), with crop and flip on."""
     import torch
 
-    from runner.data import Dataset
+    from runner.data.datasets import Dataset
 
     g = torch.Generator().manual_seed(seed)
     x = torch.randint(0, 256, (n, 3, 16, 16), dtype=torch.uint8, generator=g)

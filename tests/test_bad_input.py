@@ -12,7 +12,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from runner import checkpoint
+from runner.training import checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--gin", str(ROOT / "gin/quickstart.gin"), "--gin", str(ROOT / "gin/selectors/pt.gin"),

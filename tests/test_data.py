@@ -1,5 +1,5 @@
-"""runner.data through the real torchvision dataset classes on tiny official-format files, and
-runner.augment against torchvision's functional transforms."""
+"""runner.data.datasets through the real torchvision dataset classes on tiny official-format files, and
+runner.data.augment against torchvision's functional transforms."""
 import os
 import shutil
 
@@ -10,8 +10,8 @@ import torchvision.transforms as T
 import torchvision.transforms.functional as TF
 
 import fixtures
-from runner import augment
-from runner.data import STATS, DataError, Dataset, dataset
+from runner.data import augment
+from runner.data.datasets import STATS, DataError, Dataset, dataset
 
 CASES = [  # name, folder, files, number of classes, label range checked against
     ("cifar10", "cifar-10-batches-py",

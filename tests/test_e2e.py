@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from fixtures import GIN_DIR, REPO_ROOT, TINY, all_gin_files, experiment_files
-from runner import checkpoint
+from runner.training import checkpoint
 from runner.cli import main, parse_config
-from spaces.darts import get_space
-from spaces.genotype import Genotype
+from spaces.darts.space import get_space
+from spaces.darts.genotype import Genotype
 
 EXPERIMENTS = experiment_files()
 EXPECTED_EXPERIMENTS = {"quickstart", "darts_cifar10"} | {

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from spaces.darts import DARTS_OPS, get_space
-from spaces.genotype import CONCAT, Genotype, parse, parse_cell
+from spaces.darts.space import DARTS_OPS, get_space
+from spaces.darts.genotype import CONCAT, Genotype, parse, parse_cell
 
 DARTS = get_space("darts")
 S1 = get_space("s1")

@@ -15,18 +15,18 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from runner import checkpoint
-from runner.criteria import Magnitude, Perturbation
-from runner.methods import Darts
-from runner.sdarts import Sdarts, clip, pgd_linf, uniform_noise
-from runner.second_order import R, unrolled_alpha_grad
-from runner.sgas import Sgas, none_mask, sgas_scores
-from runner.search import search
-from runner.select import select
-from spaces.darts import NUM_EDGES, get_space, node_edges
-from spaces.genotype import Genotype
+from runner.training import checkpoint
+from runner.selection.criteria import Magnitude, Perturbation
+from runner.methods.darts import Darts
+from runner.methods.sdarts import Sdarts, clip, pgd_linf, uniform_noise
+from runner.methods.second_order import R, unrolled_alpha_grad
+from runner.methods.sgas import Sgas, none_mask, sgas_scores
+from runner.training.search import search
+from runner.selection.select import select
+from spaces.darts.space import NUM_EDGES, get_space, node_edges
+from spaces.darts.genotype import Genotype
 from spaces.supernet import CELLS, OPEN, PRUNED
-from tracking.memory import MemoryTracker
+from memory_tracker import MemoryTracker
 
 from fixtures import tiny_images, tiny_supernet
 

@@ -18,13 +18,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision.transforms.functional as TF
 
-from runner import augment, pt_batched
-from runner.criteria import Perturbation
-from runner.data import Dataset, HostImages, dataset
-from runner.loops import Meter, evaluate
-from runner.methods import Darts
-from runner.precision import precision
-from runner.search import train_step
+from runner.data import augment
+from runner.selection import pt_batched
+from runner.selection.criteria import Perturbation
+from runner.data.datasets import Dataset, HostImages, dataset
+from runner.training.loops import Meter, evaluate
+from runner.methods.darts import Darts
+from runner.training.precision import precision
+from runner.training.search import train_step
 from spaces import ops
 
 from fixtures import REPO_ROOT, tiny_images, tiny_supernet

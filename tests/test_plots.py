@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from runner.criteria import Magnitude, Perturbation
-from runner.methods import Darts
-from runner.select import records_table, select
-from spaces.darts import NUM_EDGES, get_space
+from runner.selection.criteria import Magnitude, Perturbation
+from runner.methods.darts import Darts
+from runner.selection.select import records_table, select
+from spaces.darts.space import NUM_EDGES, get_space
 from tracking import plots
-from tracking.memory import MemoryTracker
+from memory_tracker import MemoryTracker
 
 from fixtures import REPO_ROOT, tiny_images, tiny_supernet
 

@@ -7,7 +7,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from runner.cli import main
-from spaces.genotype import Genotype
+from spaces.darts.genotype import Genotype
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ["--gin", str(ROOT / "gin/quickstart.gin"), "--gin", str(ROOT / "gin/selectors/pt.gin"),

@@ -3,15 +3,15 @@ import numpy as np
 import pytest
 import torch
 
-from runner.criteria import Magnitude, Perturbation
-from runner.data import Dataset
-from runner.methods import Darts
-from runner.search import search
-from runner.select import genotype_from_decisions, select
-from spaces import genotype as gt
-from spaces.darts import NUM_EDGES, SearchSpace
+from runner.selection.criteria import Magnitude, Perturbation
+from runner.data.datasets import Dataset
+from runner.methods.darts import Darts
+from runner.training.search import search
+from runner.selection.select import genotype_from_decisions, select
+from spaces.darts import genotype as gt
+from spaces.darts.space import NUM_EDGES, SearchSpace
 from spaces.supernet import CELLS, Supernet
-from tracking.memory import MemoryTracker
+from memory_tracker import MemoryTracker
 
 from fixtures import tiny_images, tiny_supernet
 

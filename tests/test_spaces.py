@@ -13,10 +13,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from spaces.darts import (DARTS_OPS, NUM_EDGES, SPACES, STEPS, SearchSpace, edge_inputs,
+from spaces.darts.space import (DARTS_OPS, NUM_EDGES, SPACES, STEPS, SearchSpace, edge_inputs,
                           get_space, node_edges)
-from spaces.genotype import Genotype
-from spaces.network import EvalNetwork, count_params, param_size
+from spaces.darts.genotype import Genotype
+from spaces.darts.network import EvalNetwork, count_params, param_size
 from spaces.supernet import OPEN, PRUNED, Supernet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -96,8 +96,8 @@ def _ref_supernet(ref, space_name, C=16, layers=8, num_classes=10):
 # 6. the imported packages are this repository's (PyPI has unrelated runner/spaces/tracking)
 # --------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["runner", "spaces", "tracking", "spaces.network",
-                                  "spaces.supernet", "spaces.genotype"])
+@pytest.mark.parametrize("name", ["runner", "spaces", "tracking", "spaces.darts.network",
+                                  "spaces.supernet", "spaces.darts.genotype"])
 def test_modules_come_from_this_repo(name):
     mod = importlib.import_module(name)
     path = Path(mod.__file__).resolve()

@@ -167,10 +167,10 @@ def test_journal_trial_of_a_dead_local_worker_comes_back_with_its_parameters(tmp
     from optuna.storages import JournalStorage, RetryHeartbeatStaleTrialCallback
     from optuna.storages.journal import JournalFileBackend
 
-    from runner.sweep_setup import fail_dead_trials
+    from runner.sweeps.setup import fail_dead_trials
 
-    study = optuna.create_study(storage=JournalStorage(JournalFileBackend(
-        str(tmp_path / "s.journal"))))
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "s.journal")))
+    study = optuna.create_study(storage=storage)
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()  # a pid that no longer runs
     host = socket.gethostname()
@@ -178,7 +178,7 @@ def test_journal_trial_of_a_dead_local_worker_comes_back_with_its_parameters(tmp
         trial = study.ask()
         trial.suggest_int("select.tune_epochs", 0, 10)
         trial.set_user_attr("worker", f"{host}:{pid}")
-    fail_dead_trials(study, RetryHeartbeatStaleTrialCallback(max_retry=3))
+    fail_dead_trials(study, storage, RetryHeartbeatStaleTrialCallback(max_retry=3))
     dead, alive, retry = study.trials
     assert (dead.state.name, alive.state.name, retry.state.name) == ("FAIL", "RUNNING", "WAITING")
     assert retry.params == dead.params and retry.system_attrs["failed_trial"] == dead.number

@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 DPI = 100
-CELL_COLOURS = {"normal": "tab:blue", "reduce": "tab:orange"}
+CELL_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:purple")  # per cell type, in order
 
 
 # --- shared helpers ------------------------------------------------------------------------
@@ -57,30 +57,28 @@ def _finite(v):
 
 # --- 1. alphas per search epoch ----------------------------------------------------------
 def _edge_probs(alphas, space):
-    """[cell][edge] -> [epochs, ops of that edge]: softmax over the edge's real op columns."""
-    from spaces.darts import NUM_EDGES
-
-    return [[_softmax(alphas[:, c, e, :len(space.ops(cell)[e])]) for e in range(NUM_EDGES)]
-            for c, cell in enumerate(("normal", "reduce"))]
+    """[cell type][edge] -> [epochs, ops of that edge]: softmax over the edge's real op columns."""
+    return [[_softmax(alphas[:, t, e, :len(space.ops(t)[e])])
+             for e in range(space.cell.num_edges)] for t in range(len(space.cell.types))]
 
 
 def alpha_history(alphas, space, path):
-    """softmax(alpha) of every edge over the search epochs: 2 cells x 14 edges of small plots.
+    """softmax(alpha) of every edge over the search epochs: one small plot per (cell type, edge).
 
-    alphas: [epochs, 2, 14, K] raw architecture parameters (`search/alphas.npz`, key 'alphas');
-    cell 0 is normal, 1 is reduce. space: a `spaces.darts.SearchSpace` (or its name); edge e of a
-    cell uses its first len(space.ops(cell)[e]) columns, any padding beyond them is ignored and
+    alphas: [epochs, T, E, K] raw architecture parameters (`search/alphas.npz`, key 'alphas');
+    row t is the space's cell type t. space: a `spaces.cell.SearchSpace` (or its name); edge e
+    of a cell uses its first len(space.ops(cell)[e]) columns, any padding beyond them is ignored and
     the softmax is taken over the edge's real ops only. One colour per op name, one legend;
     one y range for all edges, fitted to the data (0..1 once the weights spread that far).
     """
-    from spaces.darts import NUM_EDGES, edge_inputs, get_space
+    from spaces.cell import get_space
 
     if isinstance(space, str):
         space = get_space(space)
+    cells, E = space.cell.types, space.cell.num_edges
     a = np.asarray(alphas, dtype=np.float64)
-    if a.ndim != 4 or a.shape[1:3] != (2, NUM_EDGES):
-        raise ValueError(f"alphas must have shape [epochs, 2, {NUM_EDGES}, K], not {a.shape}")
-    cells = ("normal", "reduce")
+    if a.ndim != 4 or a.shape[1:3] != (len(cells), E):
+        raise ValueError(f"alphas must have shape [epochs, {len(cells)}, {E}, K], not {a.shape}")
     need = max(len(ops) for c in cells for ops in space.ops(c))
     if a.shape[3] < need:
         raise ValueError(f"alphas have {a.shape[3]} op columns; space {space.name!r} needs {need}")
@@ -93,10 +91,10 @@ def alpha_history(alphas, space, path):
     epochs = np.arange(1, a.shape[0] + 1)
     marker = "o" if a.shape[0] <= 12 else None
     cols = 7
-    rows_per_cell = math.ceil(NUM_EDGES / cols)
+    rows_per_cell = math.ceil(E / cols)
     # fixed margins: a constrained layout of 28 axes costs seconds
-    fig = _figure(2.2 * cols, 1.7 * 2 * rows_per_cell + 0.8, layout=None)
-    grid = fig.add_gridspec(2 * rows_per_cell, cols, left=0.045, right=0.995, top=0.93,
+    fig = _figure(2.2 * cols, 1.7 * len(cells) * rows_per_cell + 0.8, layout=None)
+    grid = fig.add_gridspec(len(cells) * rows_per_cell, cols, left=0.045, right=0.995, top=0.93,
                             bottom=0.1, hspace=0.5, wspace=0.12)
     probs = _edge_probs(a, space)
     # one y range for all edges, fitted to the data: short searches move alpha very little
@@ -109,7 +107,7 @@ def alpha_history(alphas, space, path):
 
     first = None
     for c, cell in enumerate(cells):
-        for e, (node, inp) in enumerate(edge_inputs()):
+        for e, (node, inp) in enumerate(space.cell.edges):
             ops = space.ops(cell)[e]
             ax = fig.add_subplot(grid[c * rows_per_cell + e // cols, e % cols],
                                  sharex=first, sharey=first)
@@ -125,7 +123,7 @@ def alpha_history(alphas, space, path):
             ax.set_ylim(*ylim)
             ax.xaxis.set_major_locator(MaxNLocator(4, integer=True))
             ax.yaxis.set_major_locator(MaxNLocator(3))
-            left, bottom = e % cols == 0, e + cols >= NUM_EDGES
+            left, bottom = e % cols == 0, e + cols >= E
             ax.tick_params(labelsize=7, labelleft=left, labelbottom=bottom)
             ax.grid(alpha=0.3)
             if left:
@@ -180,18 +178,25 @@ def _candidate_scores(rec):
     return [(f"e{e}", None, int(e) in kept, "acc") for e in rec["candidates"]]
 
 
-def decision_timeline(records, path):
+def _cell_colours(recs, cell_types):
+    """Cell type name -> colour, in the space's order (else in order of appearance)."""
+    names = list(cell_types or dict.fromkeys(r["cell"] for r in recs))
+    return {n: CELL_COLOURS[i % len(CELL_COLOURS)] for i, n in enumerate(names)}
+
+
+def decision_timeline(records, path, cell_types=None):
     """Candidate scores per selection decision, in decision order, the chosen ones marked.
 
     records: the decision dicts of `runner.select.select` (or `selection/decisions.json`, or
     rows of `records_table`). Top: each candidate's masked accuracy (perturbation) or softmax
     weight (magnitude) per decision; hollow circles are candidates, filled stars the kept op
-    or edges; blue normal, orange reduce. Bottom (when any is finite): the supernet's valid
-    accuracy after each round's tuning.
+    or edges; one colour per cell type (`cell_types`, the space's order). Bottom (when any is
+    finite): the supernet's valid accuracy after each round's tuning.
     """
     recs = [_record(r) for r in records]
     if not recs:
         return _message(path, "selection decisions", "no decisions")
+    colours = _cell_colours(recs, cell_types)
     entries = [_candidate_scores(r) for r in recs]
     metrics = {m for es in entries for *_, m in es}
     after = [r.get("valid_acc_after") for r in recs]
@@ -202,7 +207,7 @@ def decision_timeline(records, path):
     ax = axes[0]
     x = np.arange(len(recs))
     for i, (rec, es) in enumerate(zip(recs, entries)):
-        col = CELL_COLOURS.get(rec["cell"], "gray")
+        col = colours.get(rec["cell"], "gray")
         for _, v, chosen, _ in es:
             if not _finite(v):
                 continue
@@ -228,7 +233,7 @@ def decision_timeline(records, path):
                Line2D([], [], marker="*", linestyle="", markersize=10, color="gray",
                       markeredgecolor="black", label="chosen")]
     handles += [Line2D([], [], marker="s", linestyle="", color=c, label=n)
-                for n, c in CELL_COLOURS.items()]
+                for n, c in colours.items()]
     ax.legend(handles=handles, fontsize=8, loc="best")
     what = {"acc": "masked accuracy (op or edge removed)", "weight": "softmax weight"}
     ax.set_title("selection decisions: " + " / ".join(what[m] for m in sorted(metrics))
@@ -240,7 +245,8 @@ def decision_timeline(records, path):
     labels = [f"{r['cell'][0].upper()} {'e' if r['kind'] == 'op' else 'n'}{r['where']}"
               for r in recs]
     axes[-1].set_xticks(x, labels, rotation=90, fontsize=7)
-    axes[-1].set_xlabel("decision (N/R = normal/reduce cell, e = edge op, n = node inputs)")
+    cells = ", ".join(f"{n[0].upper()} = {n}" for n in colours)
+    axes[-1].set_xlabel(f"decision ({cells} cell; e = edge op, n = node inputs)")
     return _save(fig, path)
 
 

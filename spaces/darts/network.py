@@ -2,6 +2,7 @@
 import torch
 import torch.nn as nn
 
+from spaces.cell import count_params
 from spaces.ops import FactorizedReduce, Identity, ReLUConvBN, make_op
 
 
@@ -88,13 +89,6 @@ class EvalNetwork(nn.Module):
                 aux = self.auxiliary_head(s1)
         logits = self.classifier(s1.mean(dim=(2, 3)))
         return logits, aux
-
-
-def count_params(net):
-    """Parameters of the network without the auxiliary head (the paper's 'param size')."""
-    aux = net.auxiliary_head
-    skip = sum(p.numel() for p in aux.parameters()) if aux is not None else 0
-    return sum(p.numel() for p in net.parameters()) - skip
 
 
 def param_size(genotype, C=36, layers=20, num_classes=10):

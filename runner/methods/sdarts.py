@@ -8,8 +8,8 @@ import gin
 import torch
 import torch.nn.functional as F
 
-from runner.methods import Darts
-from spaces.supernet import PRUNED
+from runner.methods.darts import Darts
+from spaces.supernet import apply_decisions
 
 
 def epsilon(epoch, epochs, eps_min=0.03, eps_max=0.3):
@@ -29,13 +29,10 @@ def clip(w):
 def keep_decisions(net, w):
     """Decided rows one-hot, pruned rows zero, as the decision state says.
 
-    The reference resets them on the next forward (darts-pt get_projected_weights); the same rule as
-    Supernet.mixing_weights, applied to perturbed probabilities.
+    The reference resets them on the next forward; the same rule as the supernet's own
+    mixing weights, applied to perturbed probabilities.
     """
-    d = net.decision
-    onehot = F.one_hot(d.clamp(min=0), w.size(-1)).to(w.dtype)
-    w = torch.where((d >= 0)[..., None], onehot, w)
-    return torch.where((d == PRUNED)[..., None], torch.zeros_like(w), w)
+    return apply_decisions(w, net.decision)
 
 
 def uniform_noise(probs, eps):

@@ -8,9 +8,10 @@ import gin
 import numpy as np
 import torch
 
-from runner import checkpoint, rng
-from runner.loops import Meter, evaluate, sample_batch, shuffled_batches
-from runner.precision import device_of, precision
+from runner.training import checkpoint
+from runner.training import rng
+from runner.training.loops import Loop, Meter, evaluate, sample_batch, shuffled_batches
+from runner.training.precision import device_of, precision
 
 
 def alpha_entropy(net):
@@ -19,24 +20,20 @@ def alpha_entropy(net):
     return float(-(p * p.clamp_min(1e-12).log()).sum(-1).mean())
 
 
-def train_step(net, method, w_opt, data, gen, ti, valid_idx, batch_size, grad_clip, meter,
-               mode=None):
-    """One method step on train indices `ti` and a fresh random valid batch (darts-pt train()).
-
-    `mode`: the precision switches (runner/precision.py), resolved for the net's device if None.
-    """
-    mode = mode or precision(device_of(net))
-    vi = sample_batch(valid_idx, batch_size, gen)
+def train_step(loop, ti, meter):
+    """One method step on train indices `ti` and a fresh random valid batch of
+    `loop.batch_size` images (darts-pt sota/cnn/train_search.py, train())."""
+    mode = loop.mode or precision(device_of(loop.net))
+    data, gen = loop.data, loop.gen
+    vi = sample_batch(loop.valid_idx, loop.batch_size, gen)
     train = mode.input(data.prepare(data.train_x[ti], True, gen=gen)), data.train_y[ti]
     valid = mode.input(data.prepare(data.train_x[vi], True, gen=gen)), data.train_y[vi]
     with mode.autocast():
-        logits, loss = method.step(net, w_opt, train, valid, grad_clip)
+        logits, loss = loop.method.step(loop.net, loop.opt, train, valid, loop.grad_clip)
     meter.update(logits, train[1], loss)
 
 
 def epoch_metrics(net, data, valid_idx, meter, lr, seconds, images, eval_valid):
-    from spaces.network import param_size
-
     geno = net.genotype()
     out = meter.result("train")
     if eval_valid:  # eval-mode accuracy on the alpha half; the test split is never touched
@@ -44,7 +41,7 @@ def epoch_metrics(net, data, valid_idx, meter, lr, seconds, images, eval_valid):
         out.update(valid_acc=v["eval_acc"], valid_loss=v["eval_loss"])
     out.update(lr=lr, seconds=seconds, images_per_s=images / max(seconds, 1e-9),
                alpha_entropy=alpha_entropy(net), skip_count=geno.count("skip_connect"),
-               param_size_M=param_size(geno, num_classes=data.num_classes) / 1e6)
+               param_size_M=net.space.family.param_size(geno, data.num_classes) / 1e6)
     return out, geno
 
 
@@ -64,7 +61,7 @@ def resume_from(state, net, w_opt, sched, method, gen, tracker):
 def search(net, method, data, tracker, gen, ckpt_path, resume=None, epochs=50, batch_size=64,
            lr=0.025, lr_min=0.001, momentum=0.9, weight_decay=3e-4, grad_clip=5.0,
            train_portion=0.5, sample_with_replacement=True, eval_valid=True):
-    """Train the supernet for `epochs`; returns the per-epoch alphas, shape [epochs, 2, 14, K].
+    """Train the supernet for `epochs`; returns the per-epoch alphas [epochs, types, edges, K].
 
     A checkpoint is written at every epoch boundary, before that epoch's metrics are logged;
     `resume` is such a checkpoint to continue from.
@@ -77,20 +74,20 @@ def search(net, method, data, tracker, gen, ckpt_path, resume=None, epochs=50, b
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, epochs, eta_min=lr_min)
     method.setup(net)
     train_idx, valid_idx = data.search_halves(train_portion)
+    loop = Loop(net, data, gen, valid_idx, method, w_opt, batch_size, grad_clip, mode)
     start, alphas = 0, []
     if resume is not None:
         start, alphas = resume_from(resume, net, w_opt, sched, method, gen, tracker)
     for epoch in range(start, epochs):
         t0, meter, cur_lr = time.perf_counter(), Meter(), sched.get_last_lr()[0]
-        bs = method.batch_size(epoch, batch_size)  # SGAS grows it after each decision
+        bs = loop.batch_size = method.batch_size(epoch, batch_size)  # SGAS grows it
         method.begin_epoch(net, epoch, epochs, "search")
         net.train()
         order = None if sample_with_replacement else shuffled_batches(train_idx, bs, gen)
         for s in range(-(-train_idx.numel() // bs)):  # len(train_loader) steps
             # darts-pt's train() draws each step's batch from a new iterator: with replacement
             ti = sample_batch(train_idx, bs, gen) if order is None else order[s]
-            train_step(net, method, w_opt, data, gen, ti, valid_idx, bs, grad_clip, meter,
-                       mode)
+            train_step(loop, ti, meter)
         sched.step()
         if not np.isfinite(float(meter.loss)):
             raise FloatingPointError(f"non-finite search loss in epoch {epoch}; "

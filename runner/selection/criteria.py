@@ -10,16 +10,16 @@ import gin
 import torch
 import torch.nn.functional as F
 
-from runner import pt_batched
-from runner.loops import Meter, shuffled_batches
-from runner.precision import device_of, precision
-from spaces.supernet import CELLS
+from runner.selection import pt_batched
+from runner.training.loops import Meter, shuffled_batches
+from runner.training.precision import device_of, precision
+from spaces.cell import first_argmax
 
 
 def op_candidates(net, cell, edge, with_none=False):
-    """Ops a selector may choose on an edge; `none` only when asked or when it is all there is."""
+    """Ops a selector may choose on an edge: the family's rule, or every op `with_none`."""
     names = net.space.ops(cell)[edge]
-    return [k for k, n in enumerate(names) if with_none or n != "none"] or list(range(len(names)))
+    return list(range(len(names))) if with_none else net.space.cell.selectable(names)
 
 
 @contextmanager
@@ -41,7 +41,7 @@ def _score(r):
 
 @gin.configurable
 class Magnitude:
-    """Largest softmax(alpha) op; the 2 inputs with the largest non-`none` weight (DARTS parse).
+    """Largest softmax(alpha) op; the `keep` inputs of largest selectable weight (DARTS parse).
 
     PT-Mag (paper §6.2) uses the same rule for its topology: the paper leaves it open.
     """
@@ -49,26 +49,21 @@ class Magnitude:
     name = "magnitude"
 
     def _softmax(self, net, cell):
-        return torch.softmax(net.alphas.detach()[CELLS.index(cell)], -1).tolist()
+        return torch.softmax(net.alphas.detach()[net.space.cell.type_index(cell)], -1).tolist()
 
-    def op_scores(self, net, cell, edge, ctx):
+    def op_scores(self, net, cell, edge, loop):
         return [{"weight": w} for w in self._softmax(net, cell)[edge]]
 
     def choose_op(self, net, cell, edge, scores):
-        cands = op_candidates(net, cell, edge)
-        best = cands[0]
-        for k in cands[1:]:
-            if scores[k]["weight"] > scores[best]["weight"]:  # strict: lowest index wins ties
-                best = k
-        return best
+        return first_argmax([s["weight"] for s in scores], op_candidates(net, cell, edge))
 
     def strength(self, net, cell, eids):
         w = self._softmax(net, cell)
         return {e: max(w[e][k] for k in op_candidates(net, cell, e)) for e in eids}
 
-    def keep_edges(self, net, cell, eids, ctx):
+    def keep_edges(self, net, cell, eids, loop):
         s = self.strength(net, cell, eids)
-        kept = sorted(eids, key=lambda e: -s[e])[:2]  # stable: lower input index wins ties
+        kept = sorted(eids, key=lambda e: -s[e])[:net.space.cell.keep]  # stable: lower input wins
         return kept, [{"edge": e, "weight": s[e]} for e in eids]
 
     def gene_order(self, net, cell, kept):
@@ -99,13 +94,13 @@ class Perturbation:
         self.none_candidate, self.masks_per_pass = none_candidate, masks_per_pass
 
     @torch.no_grad()
-    def measure(self, net, ctx, masked):
+    def measure(self, net, loop, masked):
         """Accuracy and loss with `masked` (cell, edge, op|None) zeroed, no renormalisation."""
         w = net.mixing_weights().detach().clone()
         for c, e, k in masked:
-            w[CELLS.index(c), e, slice(None) if k is None else k] = 0.0
+            w[net.space.cell.type_index(c), e, slice(None) if k is None else k] = 0.0
         active = net.active_ops(masked)
-        data, gen, idx = ctx["data"], ctx["gen"], ctx["valid_idx"]
+        data, gen, idx = loop.data, loop.gen, loop.valid_idx
         mode = precision(device_of(net))
         with _train_mode(net):  # BN uses batch statistics while scoring, as darts-pt
             meter, seen = Meter(), 0
@@ -120,23 +115,23 @@ class Perturbation:
                 meter.update(logits, y, F.cross_entropy(logits, y))
         return _score(meter.result("masked"))
 
-    def measure_all(self, net, ctx, mask_sets):
+    def measure_all(self, net, loop, mask_sets):
         """`measure` of each mask set, in order; `masks_per_pass` of them per forward pass."""
         if self.masks_per_pass == 1 or len(mask_sets) == 1 or net.space.has("noise"):
-            return [self.measure(net, ctx, m) for m in mask_sets]
+            return [self.measure(net, loop, m) for m in mask_sets]
         out, mode = [], precision(device_of(net))
         for i in range(0, len(mask_sets), self.masks_per_pass):
             chunk = mask_sets[i:i + self.masks_per_pass]
-            passes = pt_batched.draw_passes(ctx["data"], ctx["valid_idx"], self.batch_size,
-                                            self.subset, ctx["gen"], len(chunk))
+            passes = pt_batched.draw_passes(loop.data, loop.valid_idx, self.batch_size,
+                                            self.subset, loop.gen, len(chunk))
             with _train_mode(net):
                 out += [_score(r) for r in pt_batched.measure_grouped(
-                    net, ctx["data"], chunk, passes, mode)]
+                    net, loop.data, chunk, passes, mode)]
         return out
 
-    def op_scores(self, net, cell, edge, ctx):
+    def op_scores(self, net, cell, edge, loop):
         cands = op_candidates(net, cell, edge, self.none_candidate)
-        got = dict(zip(cands, self.measure_all(net, ctx, [[(cell, edge, k)] for k in cands])))
+        got = dict(zip(cands, self.measure_all(net, loop, [[(cell, edge, k)] for k in cands])))
         return [got.get(k) for k in range(len(net.space.ops(cell)[edge]))]
 
     def _worse(self, a, b):
@@ -150,16 +145,16 @@ class Perturbation:
                 best = k
         return best
 
-    def keep_edges(self, net, cell, eids, ctx):
-        """Topology test (paper App. A.3): drop the edge whose removal hurts least until 2 remain.
+    def keep_edges(self, net, cell, eids, loop):
+        """Topology test (paper App. A.3): drop the least harmful edge until `keep` remain.
 
-        Each round starts from the node's full weights (as darts-pt's project_edge), so removals do
-        not accumulate; ties drop the later edge (`not (crit < best)`).
+        Each round starts from the node's full weights (as darts-pt's project_edge), so removals
+        do not accumulate; ties drop the later edge (`not (crit < best)`).
         """
         remaining, rounds = list(eids), []
-        while len(remaining) > 2:
+        while len(remaining) > net.space.cell.keep:
             scores = dict(zip(remaining, self.measure_all(
-                net, ctx, [[(cell, e, None)] for e in remaining])))
+                net, loop, [[(cell, e, None)] for e in remaining])))
             drop = None
             for e in remaining:
                 if drop is None or not self._worse(scores[e], scores[drop]):

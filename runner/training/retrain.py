@@ -9,10 +9,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from runner import checkpoint, rng
-from runner.loops import Meter, evaluate, shuffled_batches
-from runner.precision import precision
-from spaces.network import EvalNetwork, count_params
+from runner.training import checkpoint
+from runner.training import rng
+from runner.training.loops import Meter, evaluate, shuffled_batches
+from runner.training.precision import precision
+from spaces.cell import count_params
 
 
 def train_epoch(net, opt, data, gen, batch_size, grad_clip, aux_weight, cutout, mode):
@@ -35,17 +36,17 @@ def train_epoch(net, opt, data, gen, batch_size, grad_clip, aux_weight, cutout, 
     return meter.result("train")
 
 
-@gin.configurable(denylist=["genotype", "data", "tracker", "gen", "device", "ckpt_path",
+@gin.configurable(denylist=["genotype", "space", "data", "tracker", "gen", "device", "ckpt_path",
                             "resume"])
-def retrain(genotype, data, tracker, gen, device, ckpt_path=None, resume=None, C=36, layers=20,
+def retrain(genotype, space, data, tracker, gen, device, ckpt_path=None, resume=None, C=36, layers=20,
             epochs=600, batch_size=96, lr=0.025, momentum=0.9, weight_decay=3e-4, grad_clip=5.0,
             auxiliary_weight=0.4, drop_path_prob=0.2, cutout=16):
     """Train the eval network on the full train split; the test split is only reported.
 
     A checkpoint is written every epoch, before that epoch's metrics are logged.
     """
-    net = EvalNetwork(genotype, C, layers, data.num_classes, auxiliary=auxiliary_weight > 0,
-                      in_channels=data.in_channels).to(device)
+    net = space.family.network(genotype, data.num_classes, data.in_channels, C=C, layers=layers,
+                               auxiliary=auxiliary_weight > 0).to(device)
     mode = precision(device)
     mode.model(net)
     tracker.tags(mode.tags())

@@ -17,16 +17,11 @@ Equal to the one-by-one path up to float32 rounding: the tests find the same sco
 decisions, and running statistics within 1e-6 (tests/test_perf.py). Not used for spaces with
 `noise` ops: their draws from the global RNG would come in another order.
 """
-import re
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from runner.loops import Meter, shuffled_batches
-from spaces.supernet import CELLS
-
-_OP = re.compile(r"^cells\.(\d+)\.edges\.(\d+)\.ops\.(\d+)\.")
+from runner.training.loops import Meter, shuffled_batches
 
 
 def draw_passes(data, idx, batch_size, subset, gen, n):
@@ -45,13 +40,13 @@ def draw_passes(data, idx, batch_size, subset, gen, n):
 
 
 def bn_owners(net):
-    """BatchNorm module -> (cell type index, edge, op) when it belongs to a candidate op, else None."""
-    owners = {}
-    for name, m in net.named_modules():
-        if isinstance(m, nn.BatchNorm2d):
-            hit = _OP.match(name + ".")
-            owners[m] = None if hit is None else (
-                int(net.cells[int(hit[1])].reduction), int(hit[2]), int(hit[3]))
+    """BatchNorm module -> (cell type, edge, op) when it belongs to a candidate op, else None."""
+    owners = {m: None for m in net.modules() if isinstance(m, nn.BatchNorm2d)}
+    for mixed in net.mixed_ops():
+        for k, op in enumerate(mixed.ops):
+            for m in op.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    owners[m] = (*mixed.where, k)
     return owners
 
 
@@ -125,12 +120,12 @@ class GroupedBN:
             del bn.forward  # back to the class's forward
 
 
-def sample_weights(w, masks, n, dtype):
-    """[2, 14, K] mixing weights -> [2, 14, K, G*n, 1, 1, 1], pass g's mask zeroed in its rows."""
+def sample_weights(w, masks, n, dtype, spec):
+    """[T, E, K] mixing weights -> [T, E, K, G*n, 1, 1, 1], pass g's mask zeroed in its rows."""
     wg = w[..., None].repeat(1, 1, 1, len(masks))
     for g, masked in enumerate(masks):
         for c, e, k in masked:
-            wg[CELLS.index(c), e, slice(None) if k is None else k, g] = 0.0
+            wg[spec.type_index(c), e, slice(None) if k is None else k, g] = 0.0
     return wg.repeat_interleave(n, dim=-1)[..., None, None, None].to(dtype)
 
 
@@ -140,15 +135,16 @@ def measure_grouped(net, data, masks, passes, mode):
     G, w = len(masks), net.mixing_weights().detach()
     actives = [net.active_ops(m) for m in masks]
     union = [[sorted(set().union(*(a[c][e] for a in actives))) for e in range(len(actives[0][c]))]
-             for c in range(len(CELLS))]
+             for c in range(len(actives[0]))]
     meters = [Meter() for _ in range(G)]
     dtype = getattr(torch, mode.dtype) if mode.dtype else w.dtype
     with GroupedBN(net, actives) as bns:
         for b in range(len(passes[0])):
             xs = [data.apply(data.train_x[passes[g][b][0]], passes[g][b][1]) for g in range(G)]
             n = xs[0].size(0)
+            wg = sample_weights(w, masks, n, dtype, net.space.cell)
             with mode.autocast():
-                logits = net(mode.input(torch.cat(xs)), sample_weights(w, masks, n, dtype), union)
+                logits = net(mode.input(torch.cat(xs)), wg, union)
             for g in range(G):
                 lg, y = logits[g * n:(g + 1) * n], data.train_y[passes[g][b][0]]
                 meters[g].update(lg, y, F.cross_entropy(lg, y))

@@ -11,12 +11,16 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 
 import gin
 
-from runner.sweep_setup import POLL_S, fail_dead_trials, open_study, supernet_run_id, sweep_run_id
+from runner.compat.optuna_internals import trial_id
+from runner.config import one_line, parse_config
+from runner.sweeps.setup import (POLL_S, fail_dead_trials, open_study, supernet_run_id,
+                                 sweep_run_id)
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -36,18 +40,16 @@ def sweep(gin_files=(), bindings=(), argv=(), study_name=gin.REQUIRED, params=gi
     import optuna
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
-    from runner.report import summarise_sweep
-
     # the heartbeat retry callback is marked experimental; it is the documented way (Optuna 5)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    study = open_study(study_name, storage, direction, sampler_seed, n_trials,
-                       heartbeat_interval, grace_period, max_retry, WORKER)
+    study, backend = open_study(study_name, storage, direction, sampler_seed, n_trials,
+                                heartbeat_interval, grace_period, max_retry, WORKER)
     children = [spawn(argv) for _ in range(workers - 1)]  # they wait for the setup below
     parent = sweep_run_id(study, gin_files, bindings, storage, WORKER)
     source = None
     if selection_only:
         source = supernet_run or supernet_run_id(study, gin_files, bindings, parent, WORKER)
-    work(study, objective(study, gin_files, bindings, params, parent, source, metric),
+    work(study, backend, objective(study, gin_files, bindings, params, parent, source, metric),
          RetryHeartbeatStaleTrialCallback(max_retry=max_retry))
     failed = [p.args for p in children if p.wait() != 0]
     summary = summarise_sweep(study, parent, metric)
@@ -75,13 +77,13 @@ def spawn(argv):
                              "--workers", "1"])
 
 
-def work(study, fn, retry):
+def work(study, storage, fn, retry):
     """Run waiting trial slots until none is waiting or running; fail dead workers' trials."""
     import optuna
 
     waiting, running = optuna.trial.TrialState.WAITING, optuna.trial.TrialState.RUNNING
     while True:
-        fail_dead_trials(study, retry)
+        fail_dead_trials(study, storage, retry)
         trials = study.get_trials(deepcopy=False, states=(waiting, running))
         if any(t.state == waiting for t in trials):
             # catch: a trial that raises is recorded FAIL and the study goes on
@@ -114,12 +116,11 @@ def objective(study, gin_files, bindings, params, parent, source, metric):
     """The trial function: bind the suggested values, run the experiment as a nested run."""
     import optuna
 
-    from runner.cli import one_line, parse_config
     from runner.experiment import run
     from tracking.mlflow_tracker import Tracker
 
     def fn(trial):
-        system = trial.storage.get_trial_system_attrs(trial._trial_id)
+        system = trial.storage.get_trial_system_attrs(trial_id(trial))
         if "fixed_params" not in system:  # another worker took the last slot first
             trial.set_user_attr("surplus", True)
             raise optuna.TrialPruned("no trial slot left")
@@ -146,3 +147,31 @@ def objective(study, gin_files, bindings, params, parent, source, metric):
         return metrics[metric]
 
     return fn
+
+
+def summarise_sweep(study, parent, metric):
+    """The study summary on the sweep run: trial table, best trial, objective plot."""
+    from runner.report import write_tables
+    from tracking.mlflow_tracker import Tracker
+    from tracking.plots import sweep_objective
+
+    tracker = Tracker()
+    tracker.run_id = parent
+    trials = study.trials_dataframe()
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in write_tables({"trials": trials}, tmp):
+            tracker.artifact(path, "sweep")
+    tracker.plot(sweep_objective, trials, name="objective.png")
+    counts = trials.state.value_counts().to_dict() if len(trials) else {}
+    summary = {"study": study.study_name, "n_complete": counts.get("COMPLETE", 0),
+               "n_fail": counts.get("FAIL", 0), "run_id": parent}
+    if done:
+        best = study.best_trial
+        summary.update(best_value=best.value, best_params=best.params, best_trial=best.number)
+        tracker.tags({f"best.{k}": v for k, v in best.params.items()})  # a rerun may change it
+        tracker.metrics({f"sweep/best_{metric}": best.value}, step=0)
+    tracker.metrics({"sweep/n_complete": summary["n_complete"],
+                     "sweep/n_fail": summary["n_fail"]}, step=0)
+    tracker.client.set_terminated(parent, "FINISHED")
+    return summary

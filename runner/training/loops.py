@@ -1,8 +1,31 @@
-"""Small shared pieces of the training loops: batching, accuracy, evaluation, metrics."""
+"""Small shared pieces of the training loops: their context, batching, accuracy, evaluation."""
+from dataclasses import dataclass
+from typing import Any, Optional
+
 import torch
 import torch.nn.functional as F
 
-from runner.precision import device_of, precision
+from runner.training.precision import device_of, precision
+
+
+@dataclass
+class Loop:
+    """What the steps of a supernet loop share (search, PT fine-tuning, PT scoring).
+
+    valid_idx: the alpha half of the train split, where alpha steps and PT scores draw their
+    batches. mode: the precision switches (runner/training/precision.py); None resolves them
+    for the net's device. method and opt are unused when only scoring.
+    """
+
+    net: Any
+    data: Any
+    gen: torch.Generator
+    valid_idx: torch.Tensor
+    method: Any = None
+    opt: Optional[torch.optim.Optimizer] = None
+    batch_size: int = 64
+    grad_clip: float = 5.0
+    mode: Any = None
 
 
 def shuffled_batches(idx, batch_size, gen):

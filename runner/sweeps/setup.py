@@ -5,6 +5,8 @@ import re
 import socket
 import time
 
+from runner.compat.optuna_internals import trial_id
+
 POLL_S = 2.0
 
 
@@ -39,7 +41,9 @@ def storage_for(url, study_name, heartbeat_interval, grace_period, max_retry):
 
 def open_study(name, url, direction, seed, n_trials, heartbeat_interval, grace_period, max_retry,
                worker):
-    """Create the study and its `n_trials` slots, or join it; the creator owns the setup."""
+    """Create the study and its `n_trials` slots, or join it; the creator owns the setup.
+
+    Returns (study, storage)."""
     import optuna
 
     storage = storage_for(url, name, heartbeat_interval, grace_period, max_retry)
@@ -55,7 +59,7 @@ def open_study(name, url, direction, seed, n_trials, heartbeat_interval, grace_p
             raise ValueError(f"study {name!r} exists with direction "
                              f"{study.direction.name.lower()}, not {direction}")
     top_up(study, n_trials)
-    return study
+    return study, storage
 
 
 def top_up(study, n_trials):
@@ -125,7 +129,7 @@ def sweep_run_id(study, gin_files, bindings, url, worker):
 
 def supernet_run_id(study, gin_files, bindings, parent, worker):
     """Train the supernet every trial selects from, once, as a nested search-only run."""
-    from runner.cli import parse_config
+    from runner.config import parse_config
     from runner.experiment import run
 
     def make():
@@ -137,23 +141,23 @@ def supernet_run_id(study, gin_files, bindings, parent, worker):
     return once(study, "supernet_run", make, worker)
 
 
-def fail_dead_trials(study, retry):
-    """RDB: heartbeats fail stale trials. Journal: trials of dead local workers are failed
-    here; either way each comes back as a waiting retry with the same parameters."""
+def fail_dead_trials(study, storage, retry):
+    """RDB (`storage_for` gives it heartbeats): stale trials are failed by Optuna. Journal:
+    trials of dead local workers are failed here. Either way each comes back as a waiting
+    retry with the same parameters."""
     from optuna.exceptions import UpdateFinishedTrialError
-    from optuna.storages import fail_stale_trials
-    from optuna.storages._heartbeat import is_heartbeat_enabled
+    from optuna.storages import RDBStorage, fail_stale_trials
     from optuna.trial import TrialState
 
-    if is_heartbeat_enabled(study._storage):
+    if isinstance(storage, RDBStorage):
         fail_stale_trials(study)
         return
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if not dead(t.user_attrs.get("worker")):
             continue
         try:
-            failed = study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+            failed = storage.set_trial_state_values(trial_id(t), state=TrialState.FAIL)
         except UpdateFinishedTrialError:  # another worker failed it first
             continue
         if failed:
-            retry(study, study._storage.get_trial(t._trial_id))
+            retry(study, storage.get_trial(trial_id(t)))

@@ -2,16 +2,17 @@
 
 After the warm-up, every `decision_freq` epochs, each cell type fixes its open edge with the
 best score (Cri.1: importance x certainty; Cri.2: x stability) to its best non-`none` op, and
-prunes the other open inputs of nodes that then have 2 decided inputs. Decisions live in the
-supernet's decision state, the one PT uses, so a selector afterwards only sees what is open.
+prunes the other open inputs of nodes that then have as many decided inputs as they keep.
+Decisions live in the supernet's decision state, the one PT uses, so a selector afterwards
+only sees what is open. Cells with a fixed topology have nothing for SGAS to decide.
 """
 
 import gin
 import torch
 
-from runner.methods import Darts
-from spaces.darts import node_edges
-from spaces.supernet import CELLS, OPEN
+from runner.methods.darts import Darts
+from spaces.cell import first_argmax
+from spaces.supernet import OPEN
 
 
 def normalize(v):
@@ -21,7 +22,7 @@ def normalize(v):
 
 
 def none_mask(ops):
-    """[14, K] True where the op is `none` (SGAS' index 0; per edge here, for any space)."""
+    """[edges, K] True where the op is `none` (SGAS' index 0; per edge here, for any space)."""
     return torch.tensor([[n == "none" for n in row] for row in ops])
 
 
@@ -35,7 +36,7 @@ def stability(history, q):
 def sgas_scores(probs, nones, history=None, use_history=False):
     """Scores over all edges of one cell type (decided ones included, as SGAS does), and q.
 
-    probs: softmax(alpha) [14, K]; nones: none_mask. Without any `none` op (darts-pt's DARTS
+    probs: softmax(alpha) [edges, K]; nones: none_mask. Without any `none` op (darts-pt's DARTS
     space, S1, S2, S4) importance is 1 on every edge and its factor is left out: normalize()
     of a constant is 0 and would zero every score.
     """
@@ -54,12 +55,8 @@ def sgas_scores(probs, nones, history=None, use_history=False):
 
 
 def best_edge(score, candidates):
-    """The candidate with the highest score; the lowest index on ties (torch.argmax)."""
-    best = candidates[0]
-    for e in candidates[1:]:
-        if score[e] > score[best]:
-            best = e
-    return best
+    """The candidate with the highest score; the lowest index on ties (as torch.argmax)."""
+    return first_argmax(score, candidates)
 
 
 @gin.configurable
@@ -79,14 +76,23 @@ class Sgas(Darts):
         self.use_history, self.op_choice = use_history, op_choice
         self.warmup, self.freq, self.history_size = warmup_dec_epoch, decision_freq, history_size
         self.batch_increase, self.max_batch_size = batch_increase, max_batch_size
-        self.history = {c: [] for c in CELLS}  # past q's per cell type (Cri.2)
-        self.chosen = {c: [] for c in CELLS}   # edges SGAS decided, in order; their alpha frozen
+        self.history = {}  # past q's per cell type (Cri.2)
+        self.chosen = {}   # edges SGAS decided per cell type, in order; their alpha frozen
         self.decision_epochs = 0               # epochs that made a decision: batch size growth
         self.records = []                      # one dict per SGAS decision, kept in checkpoints
 
     @property
     def name(self):
         return "sgas_cri2" if self.use_history else "sgas_cri1"
+
+    def setup(self, net):
+        cell = net.space.cell
+        if cell.keep is None:
+            raise ValueError(f"SGAS decides which inputs each node keeps; space "
+                             f"{net.space.name!r} has a fixed topology")
+        super().setup(net)
+        self.history = {c: [] for c in cell.types}
+        self.chosen = {c: [] for c in cell.types}
 
     def state_dict(self):
         return dict(super().state_dict(), history=self.history, chosen=self.chosen,
@@ -119,8 +125,8 @@ class Sgas(Darts):
 
     def frozen(self, net):
         rows = torch.zeros(net.alphas.shape[:2], dtype=torch.bool, device=net.alphas.device)
-        for c, cell in enumerate(CELLS):
-            rows[c, self.chosen[cell]] = True
+        for t, cell in enumerate(net.space.cell.types):
+            rows[t, self.chosen[cell]] = True
         return rows
 
     def end_epoch(self, net, epoch, phase):
@@ -128,8 +134,8 @@ class Sgas(Darts):
         if phase != "search":
             return
         decided = False
-        for c, cell in enumerate(CELLS):
-            probs = torch.softmax(net.alphas.detach()[c], -1)
+        for t, cell in enumerate(net.space.cell.types):
+            probs = torch.softmax(net.alphas.detach()[t], -1)
             score, q = sgas_scores(probs, none_mask(net.space.ops(cell)), self.history[cell],
                                    self.use_history)
             if self.use_history:  # appended every epoch, after use; the last history_size kept
@@ -141,11 +147,11 @@ class Sgas(Darts):
         self.decision_epochs += int(decided)
 
     def candidates(self, net, cell):
-        dec = net.decisions()[CELLS.index(cell)]
+        dec = net.decisions()[net.space.cell.type_index(cell)]
         return [e for e, d in enumerate(dec) if d == OPEN and e not in self.chosen[cell]]
 
     def decide(self, net, cell, epoch, score, q, cands):
-        """Fix (or keep) the best edge, then prune nodes that have 2 decided inputs."""
+        """Fix (or keep) the best edge, then prune nodes that have all the inputs they keep."""
         e = best_edge(score.tolist(), cands)
         k = int(q[e].argmax())  # q is 0 on `none`: never chosen
         self.chosen[cell].append(e)
@@ -157,11 +163,12 @@ class Sgas(Darts):
                              "score": float(score[e]), "pruned": pruned})
 
     def prune(self, net, cell):
-        """SGAS check_edges: a node with 2 decided inputs loses its other open inputs."""
-        dec, pruned = net.decisions()[CELLS.index(cell)], []
-        for eids in node_edges():
+        """SGAS check_edges: a node with all the inputs it keeps decided loses the others."""
+        spec = net.space.cell
+        dec, pruned = net.decisions()[spec.type_index(cell)], []
+        for eids in spec.node_edges():
             taken = [e for e in eids if dec[e] >= 0 or e in self.chosen[cell]]
-            if len(taken) >= 2:
+            if len(taken) >= spec.keep:
                 pruned += [e for e in eids if dec[e] == OPEN and e not in taken]
         for e in pruned:
             net.prune_edge(cell, e)

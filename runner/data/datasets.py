@@ -8,7 +8,7 @@ import gin
 import numpy as np
 import torch
 
-from runner import augment
+from runner.data import augment
 
 
 class DataError(RuntimeError):

@@ -1,14 +1,14 @@
-"""Supernet training methods: how weights and alphas are updated each step.
+"""DARTS: how weights and alphas are updated each search step.
 
-`Darts` is the base: first order by default, second order with `unrolled=True`. SDARTS
-(runner/sdarts.py) and SGAS (runner/sgas.py) are subclasses; importing this module registers
-all of them with gin (`run.method = @Darts | @Sdarts | @Sgas`).
+`Darts` is the base method: first order by default, second order with `unrolled=True`.
+SDARTS (sdarts.py) and SGAS (sgas.py) subclass it; the package registers all three with gin
+(`run.method = @Darts | @Sdarts | @Sgas`).
 """
 import gin
 import torch
 import torch.nn.functional as F
 
-from runner.second_order import unrolled_alpha_grad
+from runner.methods.second_order import unrolled_alpha_grad
 
 
 @gin.configurable
@@ -90,6 +90,3 @@ class Darts:
         w_opt.step()
         return logits.detach(), loss.detach()
 
-
-# the subclasses register themselves with gin on import (they import Darts from here)
-from runner import sdarts, sgas  # noqa: E402,F401

@@ -1,9 +1,9 @@
-"""Genotypes: the classic DARTS magnitude parse (darts-pt Network.genotype), strings and JSON."""
+"""DARTS genotypes: two genes (op name, input state) per node and cell type; strings, JSON."""
 import ast
 import json
 from dataclasses import dataclass
 
-from spaces.darts import STEPS, node_edges
+from spaces.darts.space import STEPS
 
 CONCAT = tuple(range(2, 2 + STEPS))
 
@@ -54,30 +54,7 @@ class Genotype:
         return sum(name == op for name, _ in self.normal + self.reduce)
 
 
-def parse_cell(weights, ops):
-    """Magnitude parse of one cell: rows of mixing weights -> 8 genes.
-
-    Strength of an edge = its largest weight excluding `none`; keep the 2 strongest inputs per
-    node (stable sort: lower input index wins ties); op = first argmax excluding `none`.
-    """
-    genes = []
-    for eids in node_edges():
-        def best(e):
-            cands = [k for k, name in enumerate(ops[e]) if name != "none"]
-            k_best = cands[0]
-            for k in cands[1:]:
-                if weights[e][k] > weights[e][k_best]:  # strict: first maximal index wins
-                    k_best = k
-            return k_best
-
-        strength = {e: weights[e][best(e)] for e in eids}
-        kept = sorted(eids, key=lambda e: -strength[e])[:2]  # sorted() is stable
-        for e in kept:
-            genes.append((ops[e][best(e)], e - eids[0]))
-    return tuple(genes)
-
-
-def parse(weights, space):
-    """Genotype from per-cell mixing weights {'normal': rows, 'reduce': rows} (nested lists)."""
-    return Genotype(parse_cell(weights["normal"], space.normal),
-                    parse_cell(weights["reduce"], space.reduce))
+def from_genes(genes):
+    """The Genotype of per-cell-type genes [normal nodes, reduce nodes] (spaces.cell.Family)."""
+    normal, reduce = (tuple(g for node in cell for g in node) for cell in genes)
+    return Genotype(normal, reduce)

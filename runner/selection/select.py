@@ -1,7 +1,8 @@
 """Architecture selection (paper §4): one function for magnitude, PT and PT-Mag.
 
-Rounds of decisions, each deciding one normal and one reduce item: first an open edge's op
-(operation test), then, once a cell has no open edge, a node's two inputs (topology test).
+Rounds of decisions, each deciding one item per cell type: first an open edge's op (operation
+test), then, once a cell has no open edge, the inputs a node keeps (topology test; none when the
+family's topology is fixed).
 `tune_epochs` fine-tuning epochs follow each round; one more follows the last (darts-pt
 pt_project: 14 + 3 rounds, 5 * 16 + 1 = 81 epochs). Magnitude with 0 tune epochs is the
 classic parse.
@@ -12,45 +13,44 @@ import gin
 import numpy as np
 import torch
 
-from runner import checkpoint, rng
-from runner.criteria import Magnitude, Perturbation  # noqa: F401  (gin configurables)
-from runner.loops import Meter, evaluate, shuffled_batches
-from runner.precision import device_of, precision
-from runner.search import train_step
-from spaces.darts import node_edges
-from spaces.genotype import Genotype
-from spaces.supernet import CELLS, OPEN, PRUNED
+from runner.training import checkpoint
+from runner.training import rng
+from runner.selection.criteria import Magnitude, Perturbation  # noqa: F401  (gin configurables)
+from runner.training.loops import Loop, Meter, evaluate, shuffled_batches
+from runner.training.precision import device_of, precision
+from runner.training.search import train_step
+from spaces.supernet import OPEN, PRUNED
 
 
 def open_edges(net, cell):
-    return [e for e, d in enumerate(net.decisions()[CELLS.index(cell)]) if d == OPEN]
+    return [e for e, d in enumerate(net.decisions()[net.space.cell.type_index(cell)]) if d == OPEN]
 
 
 def open_nodes(net, cell):
-    """Nodes with more than 2 inputs whose topology is not decided yet."""
-    dec = net.decisions()[CELLS.index(cell)]
-    return [n for n, eids in enumerate(node_edges())
-            if len(eids) > 2 and PRUNED not in [dec[e] for e in eids]]
+    """Nodes whose inputs selection chooses and whose topology is not decided yet."""
+    spec = net.space.cell
+    dec, node_edges = net.decisions()[spec.type_index(cell)], spec.node_edges()
+    return [n for n in spec.topology_nodes() if PRUNED not in [dec[e] for e in node_edges[n]]]
 
 
 def num_rounds(net):
     """Decision rounds still needed: derived from the space and the decision state."""
-    return max(len(open_edges(net, c)) + len(open_nodes(net, c)) for c in CELLS)
+    return max(len(open_edges(net, c)) + len(open_nodes(net, c)) for c in net.space.cell.types)
 
 
 def genotype_from_decisions(net, gene_order=None):
     """The genotype the decision state encodes; `gene_order(cell, kept)` orders each node's genes."""
-    cells = []
-    for c, cell in enumerate(CELLS):
-        dec, genes = net.decisions()[c], []
-        for eids in node_edges():
+    spec, genes = net.space.cell, []
+    for t, cell in enumerate(spec.types):
+        dec, ops, nodes = net.decisions()[t], net.space.ops(t), []
+        for eids in spec.node_edges():
             kept = [e for e in eids if dec[e] >= 0]
-            if len(kept) != 2 or any(dec[e] == OPEN for e in eids):
+            if any(dec[e] == OPEN for e in eids) or len(kept) != (spec.keep or len(eids)):
                 raise RuntimeError(f"{cell} cell not fully decided: {dec}")
             kept = gene_order(cell, kept) if gene_order else kept
-            genes += [(net.space.ops(cell)[e][dec[e]], e - eids[0]) for e in kept]
-        cells.append(tuple(genes))
-    return Genotype(*cells)
+            nodes.append([(ops[e][dec[e]], spec.edges[e][1]) for e in kept])
+        genes.append(nodes)
+    return net.space.genotype(genes)
 
 
 def pick(items, rng):
@@ -58,13 +58,13 @@ def pick(items, rng):
     return int(rng.choice(items)) if rng is not None else items[0]
 
 
-def decide(net, cell, criterion, ctx, rng):
+def decide(net, cell, criterion, loop, rng):
     """One decision for `cell`: an op on an open edge, else the inputs of an open node."""
     t0 = time.perf_counter()
     edges = open_edges(net, cell)
     if edges:
         e = pick(edges, rng)
-        scores = criterion.op_scores(net, cell, e, ctx)
+        scores = criterion.op_scores(net, cell, e, loop)
         k = criterion.choose_op(net, cell, e, scores)
         net.fix_edge(cell, e, k)
         names = list(net.space.ops(cell)[e])
@@ -72,8 +72,8 @@ def decide(net, cell, criterion, ctx, rng):
                "scores": scores, "chosen": names[k]}
     else:
         node = pick(open_nodes(net, cell), rng)
-        eids = node_edges()[node]
-        kept, scores = criterion.keep_edges(net, cell, eids, ctx)
+        eids = net.space.cell.node_edges()[node]
+        kept, scores = criterion.keep_edges(net, cell, eids, loop)
         for e in eids:
             if e not in kept:
                 net.prune_edge(cell, e)
@@ -83,13 +83,12 @@ def decide(net, cell, criterion, ctx, rng):
     return rec
 
 
-def tune_epoch(net, method, opt, data, gen, train_idx, valid_idx, batch_size, grad_clip,
-               mode=None):
-    """One proper pass over the weight half; a fresh valid batch per alpha step."""
-    net.train()
+def tune_epoch(loop, train_idx):
+    """One proper pass over the weight half; a fresh valid batch per alpha step (darts-pt)."""
+    loop.net.train()
     meter = Meter()
-    for ti in shuffled_batches(train_idx, batch_size, gen):
-        train_step(net, method, opt, data, gen, ti, valid_idx, batch_size, grad_clip, meter, mode)
+    for ti in shuffled_batches(train_idx, loop.batch_size, loop.gen):
+        train_step(loop, ti, meter)
     return meter.result("tune")
 
 
@@ -127,22 +126,21 @@ def select(net, method, data, tracker, gen, seed, ckpt_path=None, resume=None,
     mode.model(net)  # a supernet loaded from another run arrives in NCHW
     tracker.tags({"edge_order": edge_order, "edge_order_seed": order_seed, **mode.tags()})
     train_idx, valid_idx = data.search_halves(train_portion)
-    ctx = {"data": data, "gen": gen, "valid_idx": valid_idx}
     # a fresh SGD at lr/10, never scheduled; alpha keeps its Adam state (darts-pt pt_project)
     opt = torch.optim.SGD(net.weights(), tune_lr, momentum=tune_momentum,
                           weight_decay=tune_weight_decay)
+    loop = Loop(net, data, gen, valid_idx, method, opt, batch_size, grad_clip, mode)
     records, start = [], 0
     if resume is not None:
         records, start = resume_from(resume, net, method, opt, gen, order_rng, tracker)
     rounds = start + num_rounds(net)
     total_tune = tune_epochs * rounds + (1 if tune_epochs else 0)
     for r in range(start, rounds):
-        new = [dict(decide(net, cell, criterion, ctx, order_rng), round=r) for cell in CELLS
-               if open_edges(net, cell) or open_nodes(net, cell)]
+        new = [dict(decide(net, cell, criterion, loop, order_rng), round=r)
+               for cell in net.space.cell.types if open_edges(net, cell) or open_nodes(net, cell)]
         for t in range(tune_epochs + (1 if r == rounds - 1 and tune_epochs else 0)):
             method.begin_epoch(net, r * tune_epochs + t, total_tune, "tune")
-            tune_epoch(net, method, opt, data, gen, train_idx, valid_idx, batch_size, grad_clip,
-                       mode)
+            tune_epoch(loop, train_idx)
             method.end_epoch(net, r * tune_epochs + t, "tune")
         after = (evaluate(net, data, data.train_x[valid_idx], data.train_y[valid_idx])["eval_acc"]
                  if tune_epochs else float("nan"))
@@ -156,7 +154,7 @@ def select(net, method, data, tracker, gen, seed, ckpt_path=None, resume=None,
                              "tune_opt": opt.state_dict(), "round": r + 1, "records": records,
                              "rng": rng.capture(gen, order_rng)}, ckpt_path)
         for rec in new:
-            tracker.metrics(decision_metrics(rec), step=rec["step"])
+            tracker.metrics(decision_metrics(rec, net.space.cell), step=rec["step"])
     return genotype_from_decisions(net, lambda c, kept: criterion.gene_order(net, c, kept)), records
 
 
@@ -170,14 +168,15 @@ def resume_from(state, net, method, opt, gen, order_rng, tracker):
     records = list(state["records"])
     for rec in records:
         if rec["round"] == state["round"] - 1:
-            tracker.ensure_logged(decision_metrics(rec), step=rec["step"])
+            tracker.ensure_logged(decision_metrics(rec, net.space.cell), step=rec["step"])
     return records, state["round"]
 
 
-def decision_metrics(rec):
-    """Step metrics for one decision; the full record goes to the decisions table."""
+def decision_metrics(rec, spec):
+    """Step metrics for one decision (`spec`: the cell description); the full record goes to
+    the decisions table."""
     m = {"select/seconds": rec["seconds"], "select/valid_acc_after": rec["valid_acc_after"],
-         "select/is_reduce": float(rec["cell"] == "reduce")}
+         "select/cell_type": float(spec.type_index(rec["cell"]))}
     if rec["kind"] == "op":
         k = rec["candidates"].index(rec["chosen"])
         for key, v in (rec["scores"][k] or {}).items():

@@ -1,0 +1,7 @@
+"""Importing this module registers every gin configurable of the runner.
+
+The experiment (run, supernet, search, select and its criteria, retrain, dataset, precision,
+the methods) and the sweep. runner.config.parse_config needs them registered.
+"""
+from runner import experiment  # noqa: F401
+from runner.sweeps import sweep  # noqa: F401

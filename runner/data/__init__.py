@@ -1,0 +1,1 @@
+"""Datasets (`dataset`) and batched augmentation."""

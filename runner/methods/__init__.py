@@ -1,0 +1,9 @@
+"""Supernet training methods (`run.method`): DARTS (1st/2nd order, fix-alpha), SDARTS, SGAS.
+
+Importing the package registers all of them with gin.
+"""
+from runner.methods.darts import Darts
+from runner.methods.sdarts import Sdarts
+from runner.methods.sgas import Sgas
+
+__all__ = ["Darts", "Sdarts", "Sgas"]

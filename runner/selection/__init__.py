@@ -1,0 +1,1 @@
+"""Architecture selection: magnitude, DARTS-PT and PT-Mag through one `select()`."""

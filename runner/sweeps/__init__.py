@@ -1,0 +1,1 @@
+"""Optuna sweeps of selection settings: one nested MLflow run per trial."""

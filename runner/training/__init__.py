@@ -1,0 +1,1 @@
+"""Training loops and their state: search, retrain, precision, checkpoints, RNG."""
