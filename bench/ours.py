@@ -56,16 +56,16 @@ def images(n, device, seed=0):
 
 def supernet(a, device, search_only=False):
     """Search step and PT scoring times of our supernet with the current gin bindings."""
-    from runner.selection.criteria import Perturbation
-    from runner.training.loops import Meter
     from runner.methods.darts import Darts
+    from runner.selection.criteria import Perturbation
+    from runner.training.loops import Loop, Meter
     from runner.training.precision import precision
     from runner.training.search import train_step
-    from spaces.darts.space import get_space
-    from spaces.supernet import Supernet
+    from spaces.cell import get_space
+    from spaces.darts.supernet import DartsSupernet
 
     torch.manual_seed(0)
-    net = Supernet(get_space("darts"), a.C, a.layers, 10).to(device)
+    net = DartsSupernet(get_space("darts"), a.C, a.layers, 10).to(device)
     mode = precision(device)
     mode.model(net)
     method = Darts()
@@ -74,26 +74,26 @@ def supernet(a, device, search_only=False):
     data = images(2 * a.batch * max(a.eval_batches, 2), device)
     train_idx, valid_idx = data.search_halves()
     gen = torch.Generator(device).manual_seed(0)
+    loop = Loop(net, data, gen, valid_idx, method, opt, a.batch, 5.0, mode)
     net.train()
 
     def step():
         ti = train_idx[torch.randperm(train_idx.numel(), device=device, generator=gen)[:a.batch]]
-        train_step(net, method, opt, data, gen, ti, valid_idx, a.batch, 5.0, Meter(), mode)
+        train_step(loop, ti, Meter())
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     out = {"search_step_s": timed(step, a.steps, device)}
     if search_only:
         return out
-    ctx = {"data": data, "gen": gen, "valid_idx": valid_idx}
     one = Perturbation(subset=a.batch * a.eval_batches, batch_size=a.batch)
-    out["pt_batch_s"] = timed(lambda: one.measure(net, ctx, [("normal", 0, 3)]), a.steps,
+    out["pt_batch_s"] = timed(lambda: one.measure(net, loop, [("normal", 0, 3)]), a.steps,
                               device) / a.eval_batches
     out["peak_mb"] = peak_mb(device)  # what the reference reports: search step + scoring
     K = net.space.num_ops
     many = Perturbation(subset=a.batch * a.eval_batches, batch_size=a.batch, masks_per_pass=K)
     masks = [[("normal", 0, k)] for k in range(K)]
-    out["pt_grouped_s"] = timed(lambda: many.measure_all(net, ctx, masks), a.steps,
+    out["pt_grouped_s"] = timed(lambda: many.measure_all(net, loop, masks), a.steps,
                                 device) / (K * a.eval_batches)
     return out
 

@@ -139,11 +139,11 @@ def tiny_supernet(space_name="s2", seed=0):
     """A C4/L3 supernet with seeded weights, for unit tests of search, selection and methods."""
     import torch
 
-    from spaces.darts.space import get_space
-    from spaces.supernet import Supernet
+    from spaces.cell import get_space
+    from spaces.darts.supernet import DartsSupernet
 
     torch.manual_seed(seed)
-    return Supernet(get_space(space_name), C=4, layers=3, num_classes=10)
+    return DartsSupernet(get_space(space_name), C=4, layers=3, num_classes=10)
 
 
 def tiny_images(n=32, seed=0):

@@ -9,6 +9,7 @@ import torch
 import torchvision.transforms as T
 import torchvision.transforms.functional as TF
 
+import augment_steps
 import fixtures
 from runner.data import augment
 from runner.data.datasets import STATS, DataError, Dataset, dataset
@@ -209,7 +210,7 @@ def test_crop_at_equals_torchvision_pad_and_crop():
 
 def test_random_crop_is_a_torchvision_crop_at_some_offset():
     x, pad = _images(b=24, h=12, w=12), 2
-    out = augment.random_crop(x, pad, torch.Generator().manual_seed(1))
+    out = augment_steps.random_crop(x, pad, torch.Generator().manual_seed(1))
     offsets = set()
     for b in range(x.size(0)):
         hits = [(i, j) for i in range(2 * pad + 1) for j in range(2 * pad + 1)
@@ -221,12 +222,12 @@ def test_random_crop_is_a_torchvision_crop_at_some_offset():
 
 def test_random_crop_without_padding_is_identity():
     x = _images()
-    assert augment.random_crop(x, 0, torch.Generator()) is x
+    assert augment_steps.random_crop(x, 0, torch.Generator()) is x
 
 
 def test_random_flip_is_per_sample_hflip():
     x = _images(b=32)
-    out = augment.random_flip(x, torch.Generator().manual_seed(0))
+    out = augment_steps.random_flip(x, torch.Generator().manual_seed(0))
     flipped = 0
     for b in range(x.size(0)):
         if torch.equal(out[b], TF.hflip(x[b])):
@@ -264,7 +265,7 @@ def test_apply_cutout_zeroes_the_clipped_square_on_all_channels():
 
 def test_random_cutout_zeroes_one_clipped_square():
     x = _images(b=16)
-    out = augment.cutout(x, 16, torch.Generator().manual_seed(3))
+    out = augment_steps.cutout(x, 16, torch.Generator().manual_seed(3))
     for b in range(x.size(0)):
         zero = (out[b, 0] == 0)
         rows = torch.nonzero(zero.any(1)).flatten()

@@ -14,8 +14,10 @@ import pytest
 
 from fixtures import GIN_DIR, REPO_ROOT, TINY, all_gin_files, experiment_files
 from runner.training import checkpoint
-from runner.cli import main, parse_config
-from spaces.darts.space import get_space
+from runner import configurables  # noqa: F401  (parse_config needs them registered)
+from runner.cli import main
+from runner.config import parse_config
+from spaces.cell import get_space
 from spaces.darts.genotype import Genotype
 
 EXPERIMENTS = experiment_files()
@@ -214,14 +216,14 @@ def check_finished_run(client, run, argv, files, out, tmp_path, search_epochs, r
     space = get_space(params["run.space"])
     assert len(geno.normal) == 8 and len(geno.reduce) == 8
     for cell, genes in (("normal", geno.normal), ("reduce", geno.reduce)):
-        candidates = {op for ops in getattr(space, cell) for op in ops}
+        candidates = {op for ops in space.ops(cell) for op in ops}
         assert {op for op, _ in genes} <= candidates, cell
         # two genes per intermediate node i (0..3), inputs among the i + 2 earlier states
         assert all(0 <= j < k // 2 + 2 for k, (_, j) in enumerate(genes)), genes
 
     # alphas: [epochs, 2 cells, 14 edges, K ops]
     with np.load(read_local(client, rid, "search/alphas.npz", dl)) as z:
-        assert z["alphas"].shape == (search_epochs, 2, 14, len(space.normal[0]))
+        assert z["alphas"].shape == (search_epochs, 2, 14, space.num_ops)
         assert z["cells"].tolist() == ["normal", "reduce"]
         assert np.isfinite(z["alphas"]).all()
     state = checkpoint.load(read_local(client, rid, "search/search.pt", dl))

@@ -4,12 +4,25 @@ import json
 
 import pytest
 
-from spaces.darts.space import DARTS_OPS, get_space
-from spaces.darts.genotype import CONCAT, Genotype, parse, parse_cell
+from spaces.cell import SearchSpace, get_space, magnitude_genes, magnitude_parse
+from spaces.darts import DARTS as FAMILY
+from spaces.darts.genotype import CONCAT, Genotype
+from spaces.darts.space import DARTS_OPS
 
 DARTS = get_space("darts")
 S1 = get_space("s1")
 S3 = get_space("s3")
+
+
+def parse_cell(weights, ops):
+    """Magnitude parse of one DARTS cell with per-edge op lists `ops`, as 8 genes."""
+    space = SearchSpace("t", FAMILY, (ops, ops))
+    return tuple(g for node in magnitude_genes(weights, space, "normal") for g in node)
+
+
+def parse(weights, space):
+    """Magnitude parse of {'normal': rows, 'reduce': rows}."""
+    return magnitude_parse([weights["normal"], weights["reduce"]], space)
 K7 = len(DARTS_OPS)
 MAXP, AVGP, SKIP, SEP3, SEP5, DIL3, DIL5 = DARTS_OPS
 
@@ -23,7 +36,7 @@ def row(k, hot, fill=0.01):
 
 
 def darts_ops():
-    return DARTS.normal
+    return DARTS.ops("normal")
 
 
 # --------------------------------------------------------------------------------------------
@@ -142,7 +155,7 @@ def test_parse_cell_s3_ignores_none():
         [0.30, 0.40, 0.30],  # skip 0.4 -> ties with input 1, comes after it
         [0.90, 0.05, 0.05],
     ]
-    genes = parse_cell(w, S3.normal)
+    genes = parse_cell(w, S3.ops("normal"))
     assert genes == (
         ("sep_conv_3x3", 1), ("skip_connect", 0),
         ("sep_conv_3x3", 1), ("skip_connect", 2),
@@ -154,7 +167,7 @@ def test_parse_cell_s3_ignores_none():
 
 def test_parse_cell_s3_all_none_rows():
     w = [[1.0, 0.0, 0.0]] * 14
-    genes = parse_cell(w, S3.reduce)
+    genes = parse_cell(w, S3.ops("reduce"))
     assert genes == (("skip_connect", 0), ("skip_connect", 1)) * 4
 
 
@@ -211,10 +224,10 @@ def test_parse_s1_uses_the_edges_own_list_for_names():
     w = [[0.0, 1.0]] * 14
     g = parse({"normal": w, "reduce": w}, S1)
     assert g.normal == (
-        (S1.normal[0][1], 0), (S1.normal[1][1], 1),
-        (S1.normal[2][1], 0), (S1.normal[3][1], 1),
-        (S1.normal[5][1], 0), (S1.normal[6][1], 1),
-        (S1.normal[9][1], 0), (S1.normal[10][1], 1),
+        (S1.ops("normal")[0][1], 0), (S1.ops("normal")[1][1], 1),
+        (S1.ops("normal")[2][1], 0), (S1.ops("normal")[3][1], 1),
+        (S1.ops("normal")[5][1], 0), (S1.ops("normal")[6][1], 1),
+        (S1.ops("normal")[9][1], 0), (S1.ops("normal")[10][1], 1),
     )
     assert g.normal[4] == ("skip_connect", 0)    # normal edge 5 is (max_pool_3x3, skip_connect)
     assert g.normal[7] == ("skip_connect", 1)    # normal edge 10 is (max_pool_3x3, skip_connect)

@@ -1,13 +1,9 @@
 """Supernet training methods: second-order DARTS, SDARTS-RS/ADV, SGAS, their
 resume state, and every method under every selector end to end through the CLI and MLflow."""
-import contextlib
 import copy
 import io
 import json
 import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,22 +11,23 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from runner.training import checkpoint
-from runner.selection.criteria import Magnitude, Perturbation
 from runner.methods.darts import Darts
 from runner.methods.sdarts import Sdarts, clip, pgd_linf, uniform_noise
 from runner.methods.second_order import R, unrolled_alpha_grad
 from runner.methods.sgas import Sgas, none_mask, sgas_scores
-from runner.training.search import search
+from runner.selection.criteria import Magnitude, Perturbation
 from runner.selection.select import select
-from spaces.darts.space import NUM_EDGES, get_space, node_edges
+from runner.training import checkpoint
+from runner.training.search import search
+from spaces.cell import get_space
 from spaces.darts.genotype import Genotype
-from spaces.supernet import CELLS, OPEN, PRUNED
-from memory_tracker import MemoryTracker
+from spaces.darts.space import NUM_EDGES, TYPES as CELLS, node_edges
+from spaces.supernet import OPEN, PRUNED
 
 from fixtures import tiny_images, tiny_supernet
-
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
+from job_pool import JobPool
+from memory_tracker import MemoryTracker
 
 
 def batch(n=8, seed=1, dtype=torch.float32, size=16):
@@ -241,7 +238,7 @@ def test_pgd_attack_reverts_a_perturbation_that_lowered_the_loss(monkeypatch):
     net.eval()
     (g,) = torch.autograd.grad(F.cross_entropy(net(x, weights=p), y), p)
     descent = -0.05 * g.sign()  # a random start that lowers the loss, and no ascent steps
-    monkeypatch.setattr("runner.sdarts.uniform_noise", lambda probs, eps: descent)
+    monkeypatch.setattr("runner.methods.sdarts.uniform_noise", lambda probs, eps: descent)
     assert eval_loss(net, clip(probs + descent), x, y) < eval_loss(net, probs, x, y)
     assert torch.equal(pgd_linf(net, probs, x, y, 0.05, steps=0), probs)
 
@@ -257,7 +254,7 @@ def probs_s3(rows):
     return p
 
 
-S3_NONES = none_mask(get_space("s3").normal)
+S3_NONES = none_mask(get_space("s3").ops("normal"))
 
 
 def best(score, cands):
@@ -294,7 +291,7 @@ def test_criterion_2_prefers_the_stable_edge():
 def test_without_none_the_score_is_certainty_alone():
     """darts-pt's DARTS space has no `none`: importance would be 1 everywhere, and normalize()
     of a constant is 0, so its factor is left out rather than zeroing every score."""
-    nones = none_mask(get_space("darts").normal)
+    nones = none_mask(get_space("darts").ops("normal"))
     p = torch.full((NUM_EDGES, 7), 1 / 7)
     p[6] = torch.tensor([0.05, 0.05, 0.7, 0.05, 0.05, 0.05, 0.05])
     p[2] = torch.tensor([0.1, 0.1, 0.4, 0.1, 0.1, 0.1, 0.1])
@@ -510,41 +507,6 @@ def job(m, s, sp):
     return key(m, s, sp), argv
 
 
-def worker_main(queue):
-    """A worker process: claims job files from `queue` (atomic rename) and runs each as one
-    `runner` call in-process, into this worker's own sqlite store in its working folder."""
-    from runner.cli import main
-
-    torch.set_num_threads(1)
-    for path in sorted(Path(queue).glob("*.json")):
-        mine = path.with_suffix(f".{os.getpid()}")
-        try:
-            os.rename(path, mine)  # the other worker took it if this fails
-        except FileNotFoundError:
-            continue
-        name, argv = json.loads(mine.read_text())
-        err = io.StringIO()
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-            rc = main(argv)
-        result = {"rc": rc, "err": err.getvalue()[-3000:], "uri": os.environ["MLFLOW_TRACKING_URI"]}
-        mine.with_suffix(".result").write_text(json.dumps([name, result]))
-        print(name, rc, file=sys.stderr, flush=True)
-
-
-def start_worker(root, queue, template, i):
-    folder = root / f"worker{i}"
-    folder.mkdir()
-    shutil.copy(template, folder / "mlflow.db")
-    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{folder}/mlflow.db",
-               OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(
-                   [str(ROOT / "tests"), str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    code = "import sys, test_methods; test_methods.worker_main(sys.argv[1])"
-    with open(folder / "stderr.txt", "w") as log:
-        proc = subprocess.Popen([sys.executable, "-c", code, str(queue)], cwd=folder, env=env,
-                                stdout=subprocess.DEVNULL, stderr=log)
-    return proc, folder / "stderr.txt"
-
-
 def cost(m, s, sp):
     """Rough seconds of a run on one core: the queue starts with the longest (file names)."""
     return ({"darts": 5}.get(sp, 1) * {"magnitude": 1, "pt": 2, "pt_mag": 2}[s]
@@ -567,28 +529,10 @@ def matrix(request, tmp_path_factory, mlflow_template):
         yield None
         return
     chosen |= {base(*c) for c in chosen}
-    root = tmp_path_factory.mktemp("matrix")
-    queue = root / "queue"
-    queue.mkdir()
-    for i, c in enumerate(sorted(chosen, key=lambda c: (-cost(*c), key(*c)))):  # longest first
-        (queue / f"{i:03d}.json").write_text(json.dumps(job(*c)))
-    workers = [start_worker(root, queue, mlflow_template, i) for i in range(2)]
-    cache = {}
-
-    def results():
-        if not cache:
-            for proc, log in workers:
-                assert proc.wait(timeout=900) == 0, log.read_text()[-3000:]
-            for path in queue.glob("*.result"):
-                name, result = json.loads(path.read_text())
-                cache[name] = (result["rc"], result["err"], result["uri"])
-        return cache
-
-    yield results
-    for proc, _ in workers:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
+    jobs = [job(*c) for c in sorted(chosen, key=lambda c: (-cost(*c), key(*c)))]  # longest first
+    pool = JobPool(tmp_path_factory.mktemp("matrix"), jobs, mlflow_template)
+    yield pool.results
+    pool.close()
 
 
 def fetch(results, name):

@@ -22,7 +22,7 @@ from runner.data import augment
 from runner.selection import pt_batched
 from runner.selection.criteria import Perturbation
 from runner.data.datasets import Dataset, HostImages, dataset
-from runner.training.loops import Meter, evaluate
+from runner.training.loops import Loop, Meter, evaluate
 from runner.methods.darts import Darts
 from runner.training.precision import precision
 from runner.training.search import train_step
@@ -154,22 +154,22 @@ def test_prepare_is_draw_then_apply_with_the_same_generator_stream():
 
 # ------------------------------------------------------------------------ batched PT scoring
 
-def pt_ctx(data, seed=5):
-    return {"data": data, "gen": torch.Generator().manual_seed(seed),
-            "valid_idx": data.search_halves()[1]}
+def pt_ctx(net, data, seed=5):
+    return Loop(net, data, torch.Generator().manual_seed(seed), data.search_halves()[1])
 
 
 def scored(net, data, masks_per_pass, topology, channels_last="off"):
-    net, ctx = copy.deepcopy(net).train(), pt_ctx(data)
+    net = copy.deepcopy(net).train()
+    ctx = pt_ctx(net, data)
     if channels_last == "on":  # the loops' conversion; measure() converts the inputs
         gin.bind_parameter("precision.channels_last", "on")
         net = net.to(memory_format=torch.channels_last)
     pt = Perturbation(batch_size=8, subset=16, masks_per_pass=masks_per_pass)
     if topology:
         kept, rounds = pt.keep_edges(net, "normal", [9, 10, 11, 12, 13], ctx)
-        return kept, [r["scores"] for r in rounds], net, ctx["gen"]
+        return kept, [r["scores"] for r in rounds], net, ctx.gen
     scores = pt.op_scores(net, "normal", 6, ctx)
-    return pt.choose_op(net, "normal", 6, scores), scores, net, ctx["gen"]
+    return pt.choose_op(net, "normal", 6, scores), scores, net, ctx.gen
 
 
 def same_scores(a, b):
@@ -210,7 +210,7 @@ def test_noise_spaces_score_one_pass_per_mask(monkeypatch):
 
     monkeypatch.setattr(pt_batched, "measure_grouped", refuse)
     scores = Perturbation(batch_size=8, subset=8, masks_per_pass=2).op_scores(
-        tiny_supernet("s4"), "normal", 0, pt_ctx(tiny_images(32)))
+        tiny_supernet("s4"), "normal", 0, pt_ctx(None, tiny_images(32)))
     assert len(scores) == 2 and all(s is not None for s in scores)
 
 
@@ -249,7 +249,7 @@ def search_steps(mode, steps=2):
     for s in range(steps):
         ti = train_idx[s * 8:(s + 1) * 8]
         if mode is not None:
-            train_step(net, method, opt, data, gen, ti, valid_idx, 8, 5.0, Meter(), mode)
+            train_step(Loop(net, data, gen, valid_idx, method, opt, 8, 5.0, mode), ti, Meter())
         else:  # the loop as it was before the precision switches
             vi = valid_idx[torch.randperm(valid_idx.numel(), generator=gen)[:8]]
             train = data.prepare(data.train_x[ti], True, gen=gen), data.train_y[ti]

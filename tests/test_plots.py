@@ -10,7 +10,8 @@ import torch
 from runner.selection.criteria import Magnitude, Perturbation
 from runner.methods.darts import Darts
 from runner.selection.select import records_table, select
-from spaces.darts.space import NUM_EDGES, get_space
+from spaces.cell import get_space
+from spaces.darts.space import NUM_EDGES
 from tracking import plots
 from memory_tracker import MemoryTracker
 

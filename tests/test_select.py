@@ -8,9 +8,11 @@ from runner.data.datasets import Dataset
 from runner.methods.darts import Darts
 from runner.training.search import search
 from runner.selection.select import genotype_from_decisions, select
-from spaces.darts import genotype as gt
-from spaces.darts.space import NUM_EDGES, SearchSpace
-from spaces.supernet import CELLS, Supernet
+from runner.training.loops import Loop
+from spaces.cell import SearchSpace, magnitude_parse
+from spaces.darts import DARTS
+from spaces.darts.space import NUM_EDGES, TYPES as CELLS
+from spaces.supernet import Supernet
 from memory_tracker import MemoryTracker
 
 from fixtures import tiny_images, tiny_supernet
@@ -27,11 +29,9 @@ class ToyNet(Supernet):
     """
 
     def __init__(self, space, usefulness):
-        torch.nn.Module.__init__(self)
-        self.space = space
-        self.alphas = torch.nn.Parameter(torch.zeros(2, NUM_EDGES, space.num_ops))
-        self.register_buffer("decision", torch.full((2, NUM_EDGES), -1, dtype=torch.long))
-        self._host_decision = None
+        super().__init__(space, alpha_init_std=0.0, usefulness=usefulness)
+
+    def build(self, usefulness):
         self.u = usefulness  # [2, 14, K]
 
     def forward(self, x, weights=None, active=None):
@@ -54,12 +54,12 @@ def toy_data(n=2000, seed=0):
 
 def ctx(data, seed=0):
     _, valid = data.search_halves()
-    return {"data": data, "gen": torch.Generator().manual_seed(seed), "valid_idx": valid}
+    return Loop(None, data, torch.Generator().manual_seed(seed), valid)
 
 
 def space(k):
     ops = tuple(["skip_connect", "sep_conv_3x3", "dil_conv_3x3", "max_pool_3x3"][:k])
-    return SearchSpace("toy", (ops,) * NUM_EDGES, (ops,) * NUM_EDGES)
+    return SearchSpace("toy", DARTS, ((ops,) * NUM_EDGES, (ops,) * NUM_EDGES))
 
 
 @pytest.mark.parametrize("crit", ["acc", "loss"])
@@ -137,7 +137,7 @@ def test_magnitude_with_no_tuning_is_the_classic_parse():
         with torch.no_grad():
             net.alphas.normal_()  # far from uniform, distinct strengths
         w = torch.softmax(net.alphas, -1).tolist()
-        expected = gt.parse({"normal": w[0], "reduce": w[1]}, net.space)
+        expected = magnitude_parse(w, net.space)
         method = Darts()
         method.setup(net)
         genotype, records = run_select(net, method, tiny_images(), 0, Magnitude(), 0)

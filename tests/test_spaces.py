@@ -13,11 +13,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from spaces.darts.space import (DARTS_OPS, NUM_EDGES, SPACES, STEPS, SearchSpace, edge_inputs,
-                          get_space, node_edges)
+from spaces.cell import SearchSpace, get_space, spaces
+from spaces.darts.space import DARTS_OPS, NUM_EDGES, STEPS, edge_inputs, node_edges
 from spaces.darts.genotype import Genotype
-from spaces.darts.network import EvalNetwork, count_params, param_size
-from spaces.supernet import OPEN, PRUNED, Supernet
+from spaces.cell import count_params
+from spaces.darts.network import EvalNetwork, param_size
+from spaces.darts.supernet import DartsSupernet as Supernet
+from spaces.supernet import OPEN, PRUNED
 
 REPO = Path(__file__).resolve().parents[1]
 REF_DIR = Path(__file__).resolve().parents[2] / "shared/reference/darts-pt"
@@ -110,13 +112,14 @@ def test_modules_come_from_this_repo(name):
 # --------------------------------------------------------------------------------------------
 
 def test_space_registry_and_get_space():
+    SPACES = spaces()
     assert set(SPACES) == set(SPACE_NAMES)
     for name in SPACE_NAMES:
         space = get_space(name)
         assert space is SPACES[name]
         assert isinstance(space, SearchSpace) and space.name == name
-        assert len(space.normal) == len(space.reduce) == NUM_EDGES == 14
-        for rows in (space.normal, space.reduce):
+        assert len(space.ops("normal")) == len(space.ops("reduce")) == NUM_EDGES == 14
+        for rows in (space.ops("normal"), space.ops("reduce")):
             assert all(isinstance(r, tuple) and len(r) == space.num_ops for r in rows)
     assert [get_space(n).num_ops for n in SPACE_NAMES] == [7, 2, 2, 3, 2]
     with pytest.raises(ValueError):
@@ -135,11 +138,11 @@ def test_edge_layout():
 def test_darts_ops_hand_checked():
     assert DARTS_OPS == ("max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3",
                          "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
-    assert get_space("s3").normal[0] == ("none", "skip_connect", "sep_conv_3x3")
-    assert get_space("s4").reduce[13] == ("noise", "sep_conv_3x3")
+    assert get_space("s3").ops("normal")[0] == ("none", "skip_connect", "sep_conv_3x3")
+    assert get_space("s4").ops("reduce")[13] == ("noise", "sep_conv_3x3")
     s1 = get_space("s1")
-    assert s1.normal[5] == ("max_pool_3x3", "skip_connect")
-    assert s1.reduce[1] == ("max_pool_3x3", "dil_conv_3x3")
+    assert s1.ops("normal")[5] == ("max_pool_3x3", "skip_connect")
+    assert s1.ops("reduce")[1] == ("max_pool_3x3", "dil_conv_3x3")
     assert not s1.has("none") and get_space("s3").has("none")
 
 
@@ -147,8 +150,8 @@ def test_darts_ops_hand_checked():
 def test_op_lists_equal_reference(ref, name):
     prims = ref.spaces.spaces_dict[REF_SPACE[name]]
     space = get_space(name)
-    assert space.normal == tuple(tuple(r) for r in prims["primitives_normal"])
-    assert space.reduce == tuple(tuple(r) for r in prims["primitives_reduct"])
+    assert space.ops("normal") == tuple(tuple(r) for r in prims["primitives_normal"])
+    assert space.ops("reduce") == tuple(tuple(r) for r in prims["primitives_reduct"])
     if name == "darts":
         assert DARTS_OPS == tuple(ref.spaces.PRIMITIVES)
 

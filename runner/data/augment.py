@@ -2,21 +2,14 @@
 
 `draw` takes every random number of a batch (crop offsets, flips, cutout centres, in that
 order) and `apply` uses them; `prepare` is the two in a row. Batched PT scoring draws the
-parameters of several passes first and applies them later (runner/criteria.py).
+parameters of several passes first and applies them later (runner/selection/criteria.py).
 """
 import torch
 import torch.nn.functional as F
 
 
-def random_crop(x, pad, gen):
-    """torchvision RandomCrop(size, padding=pad) per sample: zero-pad, then crop at a random offset."""
-    if pad == 0:
-        return x
-    i, j = _offsets(x.size(0), pad, x.device, gen)
-    return crop_at(F.pad(x, (pad,) * 4), i, j, x.size(2), x.size(3))
-
-
-def _offsets(n, pad, device, gen):
+def offsets(n, pad, device, gen):
+    """Per-sample crop offsets (rows, then columns) into a batch padded by `pad`."""
     i = torch.randint(0, 2 * pad + 1, (n,), device=device, generator=gen)
     j = torch.randint(0, 2 * pad + 1, (n,), device=device, generator=gen)
     return i, j
@@ -31,7 +24,8 @@ def crop_at(xp, i, j, H, W):
     return xp[b, c, rows, cols]
 
 
-def _flips(n, device, gen):
+def flips(n, device, gen):
+    """Which samples a horizontal flip with probability 1/2 turns."""
     return torch.rand(n, device=device, generator=gen) < 0.5
 
 
@@ -40,21 +34,11 @@ def flip_where(x, flip):
     return torch.where(flip[:, None, None, None], x.flip(3), x)
 
 
-def random_flip(x, gen):
-    """Horizontal flip of each sample with probability 1/2."""
-    return flip_where(x, _flips(x.size(0), x.device, gen))
-
-
-def _centres(n, H, W, device, gen):
+def centres(n, H, W, device, gen):
+    """Uniform cutout centres (row, column) in an HxW image."""
     cy = torch.randint(0, H, (n,), device=device, generator=gen)
     cx = torch.randint(0, W, (n,), device=device, generator=gen)
     return cy, cx
-
-
-def cutout(x, length, gen):
-    """Zero a length x length square (clipped at the borders) at a uniform centre."""
-    cy, cx = _centres(x.size(0), x.size(2), x.size(3), x.device, gen)
-    return apply_cutout(x, cy, cx, length)
 
 
 def apply_cutout(x, cy, cx, length):
@@ -70,11 +54,11 @@ def draw(shape, device, pad=0, flip=False, cutout_length=0, gen=None):
     """The random numbers `prepare` uses for a batch of `shape`, drawn in its order."""
     n, p = shape[0], {}
     if pad:
-        p["crop"] = _offsets(n, pad, device, gen)
+        p["crop"] = offsets(n, pad, device, gen)
     if flip:
-        p["flip"] = _flips(n, device, gen)
+        p["flip"] = flips(n, device, gen)
     if cutout_length:
-        p["cutout"] = _centres(n, shape[2], shape[3], device, gen)
+        p["cutout"] = centres(n, shape[2], shape[3], device, gen)
     return p
 
 
