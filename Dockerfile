@@ -22,7 +22,7 @@ COPY gin ./gin
 RUN pip install --no-cache-dir . && mkdir -p /work && chown nas:nas /work
 
 USER 1000
+# `--gin gin/<file>` finds the experiment files the package ships, from any folder
 WORKDIR /work
-RUN ln -s /opt/darts-pt/gin gin
 ENTRYPOINT ["runner"]
 CMD ["--help"]

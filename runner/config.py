@@ -27,7 +27,7 @@ def gin_file(path):
 
 
 def gin_root(path):
-    """The nearest ancestor folder named `gin` (where includes are resolved), else the file's folder."""
+    """The nearest ancestor folder named `gin` (where includes resolve), else the file's folder."""
     d = os.path.dirname(os.path.abspath(path))
     probe = d
     while probe != os.path.dirname(probe):
@@ -50,6 +50,7 @@ def parse_config(files, bindings):
     The configurables must be registered first (import runner.configurables). Returns the gin
     files as resolved (see `gin_file`)."""
     from runner.gin_types import check_types
+    from runner.ranges import check_ranges
 
     logging.getLogger().addFilter(_QuietGinPathProbe())
     files = [gin_file(f) for f in files]
@@ -61,6 +62,7 @@ def parse_config(files, bindings):
     gin_internals.set_search_path(list(dict.fromkeys(roots)) + [""])
     gin.parse_config_files_and_bindings(files, bindings, skip_unknown=False)
     check_types()  # gin checks names, not types
+    check_ranges()  # nor values: a negative epoch count would run and "finish"
     return files
 
 

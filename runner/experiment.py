@@ -1,4 +1,5 @@
 """The composition root: one `runner` call = one MLflow run of search, selection and retrain."""
+import functools
 import os
 import random
 import subprocess
@@ -23,7 +24,9 @@ from tracking.mlflow_tracker import Tracker
 
 @gin.configurable(denylist=["space", "num_classes", "in_channels"])
 def supernet(space, num_classes, in_channels, C=16, layers=8, alpha_init_std=1e-3):
-    """The search supernet of the space's family (DARTS: C=16, 8 cells, darts-pt's defaults)."""
+    """The search supernet of the space's family (DARTS: C=16, 8 cells, darts-pt's defaults).
+
+    alpha_init_std 0 starts every edge at uniform mixing weights."""
     return space.family.supernet(space, C, layers, num_classes, in_channels, alpha_init_std)
 
 
@@ -64,7 +67,8 @@ def log_selection(tracker, records, genotype, space, num_classes):
         pd.DataFrame(rows).to_csv(path, index=False)
         tracker.artifact(path, "selection")
     tracker.json(records, "selection/decisions.json")
-    tracker.plot(plots.decision_timeline, records, space.cell.types, name="decisions.png")
+    timeline = functools.partial(plots.decision_timeline, cell_types=space.cell.types)
+    tracker.plot(timeline, records, name="decisions.png")
     tracker.text(genotype.to_json(), "genotype.json")
     tracker.text(str(genotype) + "\n", "genotype.txt")
     tracker.tags({"genotype": str(genotype)})

@@ -117,8 +117,13 @@ _SPACES = {}
 
 
 def register(*spaces):
+    """Make search spaces known by name (a family module does this on import)."""
     for s in spaces:
         _SPACES[s.name] = s
+
+
+def unregister(name):
+    _SPACES.pop(name, None)
 
 
 def spaces():

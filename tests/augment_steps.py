@@ -6,7 +6,7 @@ from runner.data import augment
 
 
 def random_crop(x, pad, gen):
-    """torchvision RandomCrop(size, padding=pad) per sample: zero-pad, then crop at a random offset."""
+    """torchvision RandomCrop(size, padding=pad) per sample: zero-pad, crop at a random offset."""
     if pad == 0:
         return x
     i, j = augment.offsets(x.size(0), pad, x.device, gen)

@@ -13,9 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-GIN_DIR = REPO_ROOT / "gin"
-TINY = GIN_DIR / "overrides" / "tiny.gin"
+from helpers import GIN_DIR
 
 
 def experiment_files():

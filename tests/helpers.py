@@ -1,4 +1,5 @@
 """Paths and command lines shared by every test file: one ROOT, one argv builder."""
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -10,15 +11,26 @@ TINY = GIN_DIR / "overrides" / "tiny.gin"
 FAST_BINDS = ("Perturbation.subset = 8", "dataset.limit = 16")
 
 
+def argv(*gin_files, binds=()):
+    """`runner` arguments: each gin file in order (a path, or a path under gin/), then each
+    binding."""
+    out = []
+    for g in gin_files:
+        out += ["--gin", str(g if Path(g).is_absolute() else GIN_DIR / g)]
+    for b in binds:
+        out += ["--bind", b]
+    return out
+
+
+def command(*args):
+    """The `runner` command line for a subprocess."""
+    return [sys.executable, "-m", "runner", *args]
+
+
 def tiny_argv(exp, root, *binds, extra_gin=(), fast=True):
     """`runner` arguments for experiment file `exp` in tiny mode on the tiny datasets at `root`."""
-    argv = ["--gin", str(exp), "--gin", str(TINY)]
-    for g in extra_gin:
-        argv += ["--gin", str(g)]
-    argv += ["--bind", f"dataset.root = '{root}'", "--bind", "dataset.verify_md5 = False"]
-    for b in (FAST_BINDS if fast else ()) + tuple(binds):
-        argv += ["--bind", b]
-    return argv
+    data = (f"dataset.root = '{root}'", "dataset.verify_md5 = False")
+    return argv(exp, TINY, *extra_gin, binds=data + (FAST_BINDS if fast else ()) + tuple(binds))
 
 
 def run_cli(argv, capsys):

@@ -5,7 +5,6 @@ import os
 import pickle
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,18 +12,16 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from runner.training import checkpoint
+from helpers import ROOT, argv, command
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--gin", str(ROOT / "gin/quickstart.gin"), "--gin", str(ROOT / "gin/selectors/pt.gin"),
-        "--gin", str(ROOT / "gin/overrides/tiny.gin"),
-        "--gin", str(ROOT / "gin/spaces/s2.gin"), "--bind", "dataset.limit = 16",
-        "--bind", "Perturbation.subset = 8"]
+TINY = argv("quickstart.gin", "selectors/pt.gin", "overrides/tiny.gin", "spaces/s2.gin",
+            binds=["dataset.limit = 16", "Perturbation.subset = 8"])
 
 
 def runner(tmp, *extra, uri=None):
     env = dict(os.environ, MLFLOW_TRACKING_URI=uri or f"sqlite:///{tmp}/mlflow.db",
                OMP_NUM_THREADS="1")
-    p = subprocess.run([sys.executable, "-m", "runner", *TINY, *extra], cwd=tmp, env=env,
+    p = subprocess.run(command(*TINY, *extra), cwd=tmp, env=env,
                        capture_output=True, text=True, timeout=600)
     lines = [ln for ln in p.stderr.splitlines() if ln.startswith("runner:")]
     return p.returncode, lines, p.stderr

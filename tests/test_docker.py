@@ -6,8 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
-DOCKERFILE = Path(__file__).resolve().parents[1] / "Dockerfile"
+DOCKERFILE = ROOT / "Dockerfile"
 
 
 def test_dockerfile_is_lint_clean():

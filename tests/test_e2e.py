@@ -12,7 +12,8 @@ import gin
 import numpy as np
 import pytest
 
-from fixtures import GIN_DIR, REPO_ROOT, TINY, all_gin_files, experiment_files
+from fixtures import all_gin_files, experiment_files
+from helpers import GIN_DIR, ROOT, TINY, run_cli, tiny_argv
 from runner.training import checkpoint
 from runner import configurables  # noqa: F401  (parse_config needs them registered)
 from runner.cli import main
@@ -23,10 +24,6 @@ from spaces.darts.genotype import Genotype
 EXPERIMENTS = experiment_files()
 EXPECTED_EXPERIMENTS = {"quickstart", "darts_cifar10"} | {
     f"s{k}_{d}" for k in (1, 2, 3, 4) for d in ("cifar10", "cifar100", "svhn")}
-
-# On top of tiny.gin: PT selection scores every op of every edge with extra supernet passes, which
-# tiny.gin alone leaves at ~1 min for darts_cifar10 on a CPU; these project knobs halve that.
-FAST_BINDS = ("Perturbation.subset = 8", "dataset.limit = 16")
 
 # the `method` tag expected from the methods/ part an experiment file includes
 METHOD_TAG = {"darts": "darts", "darts_2nd": "darts_2nd", "sdarts_rs": "sdarts_rs",
@@ -114,25 +111,8 @@ def expected_tags(exp, argv):
 
 
 def git_head():
-    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
                           text=True, check=True).stdout.strip()
-
-
-def tiny_argv(exp, root, *binds, extra_gin=(), fast=True):
-    argv = ["--gin", str(exp), "--gin", str(TINY)]
-    for g in extra_gin:
-        argv += ["--gin", str(g)]
-    argv += ["--bind", f"dataset.root = '{root}'", "--bind", "dataset.verify_md5 = False"]
-    for b in (FAST_BINDS if fast else ()) + binds:
-        argv += ["--bind", b]
-    return argv
-
-
-def run_cli(argv, capsys):
-    capsys.readouterr()
-    rc = main(argv)
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 def bind_lines(argv):
@@ -439,7 +419,7 @@ def test_help_mentions_list(capsys):
 
 def test_module_entry_point_lists_experiments():
     """`python -m runner` is the same CLI (no heavy imports for --list)."""
-    p = subprocess.run([sys.executable, "-m", "runner", "--list"], cwd=REPO_ROOT,
+    p = subprocess.run([sys.executable, "-m", "runner", "--list"], cwd=ROOT,
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert {line.split()[0] for line in p.stdout.splitlines()} == {

@@ -6,14 +6,13 @@ Re-record (only after a change that is meant to change numbers, and say so in th
     DARTS_PT_RECORD_GOLDEN=1 .venv/bin/python -m pytest tests/test_golden.py -p no:xdist
 """
 import csv
-import io
 import json
 import os
 
 import numpy as np
 import pytest
 
-from helpers import GIN_DIR, TINY, run_cli, tiny_argv
+from helpers import GIN_DIR, run_cli, tiny_argv
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden")
 RECORD = os.environ.get("DARTS_PT_RECORD_GOLDEN") == "1"

@@ -25,7 +25,7 @@ from spaces.darts.space import NUM_EDGES, TYPES as CELLS, node_edges
 from spaces.supernet import OPEN, PRUNED
 
 from fixtures import tiny_images, tiny_supernet
-from helpers import ROOT
+from helpers import argv
 from job_pool import JobPool
 from memory_tracker import MemoryTracker
 
@@ -494,17 +494,11 @@ def key(m, s, sp):
 
 def job(m, s, sp):
     gin_file = "sgas" if m == "sgas_selector" else m
-    argv = ["--gin", str(ROOT / "gin/quickstart.gin"),
-            "--gin", str(ROOT / f"gin/methods/{gin_file}.gin"),
-            "--gin", str(ROOT / f"gin/selectors/{s}.gin"),
-            "--gin", str(ROOT / f"gin/spaces/{sp}.gin"),
-            "--gin", str(ROOT / "gin/overrides/tiny.gin"),
-            "--bind", "run.do_retrain = False", "--bind", "Perturbation.subset = 8",
-            "--bind", "dataset.limit = 16",
-            "--bind", f"run.experiment_name = '{key(m, s, sp)}'"]
-    for part, name in (("method", m), ("selector", s)):
-        argv += [a for b in BINDS[part].get(name, []) for a in ("--bind", b)]
-    return key(m, s, sp), argv
+    binds = ["run.do_retrain = False", "Perturbation.subset = 8", "dataset.limit = 16",
+             f"run.experiment_name = '{key(m, s, sp)}'"]
+    binds += BINDS["method"].get(m, []) + BINDS["selector"].get(s, [])
+    return key(m, s, sp), argv("quickstart.gin", f"methods/{gin_file}.gin", f"selectors/{s}.gin",
+                               f"spaces/{sp}.gin", "overrides/tiny.gin", binds=binds)
 
 
 def cost(m, s, sp):

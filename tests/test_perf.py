@@ -28,7 +28,8 @@ from runner.training.precision import precision
 from runner.training.search import train_step
 from spaces import ops
 
-from fixtures import REPO_ROOT, tiny_images, tiny_supernet
+from fixtures import tiny_images, tiny_supernet
+from helpers import ROOT
 
 
 def same_state(a, b, exact=True, atol=1e-6):
@@ -302,8 +303,8 @@ def test_dataset_placement_setting():
 
 def bench_tiny(*args, env=None):
     """`bench/perf.py --tiny` in a subprocess; its stdout, after checking it exited 0."""
-    out = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "perf.py"), "--tiny", *args],
-                         capture_output=True, text=True, timeout=600, cwd=REPO_ROOT, env=env)
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "perf.py"), "--tiny", *args],
+                         capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout
 

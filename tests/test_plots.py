@@ -15,7 +15,8 @@ from spaces.darts.space import NUM_EDGES
 from tracking import plots
 from memory_tracker import MemoryTracker
 
-from fixtures import REPO_ROOT, tiny_images, tiny_supernet
+from fixtures import tiny_images, tiny_supernet
+from helpers import ROOT
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -38,7 +39,7 @@ def test_importing_the_module_does_not_import_matplotlib():
 
     code = "import sys, tracking.plots; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=REPO_ROOT, check=True).stdout
+                         cwd=ROOT, check=True).stdout
     assert out.strip() == "False"
 
 
@@ -195,7 +196,7 @@ def test_plot_logged_to_an_mlflow_run(tmp_path, tracking):
 
 # --- screenshot script (no browser, no server) ---------------------------------------------
 def screenshot_module():
-    path = REPO_ROOT / "scripts" / "mlflow_screenshot.py"
+    path = ROOT / "scripts" / "mlflow_screenshot.py"
     spec = importlib.util.spec_from_file_location("mlflow_screenshot", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

@@ -1,6 +1,5 @@
 """PT through the runner: decisions table in MLflow, selecting again from a finished run."""
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -8,10 +7,10 @@ from mlflow.tracking import MlflowClient
 
 from runner.cli import main
 from spaces.darts.genotype import Genotype
+from helpers import argv
 
-ROOT = Path(__file__).resolve().parents[1]
-BASE = ["--gin", str(ROOT / "gin/quickstart.gin"), "--gin", str(ROOT / "gin/selectors/pt.gin"),
-        "--gin", str(ROOT / "gin/overrides/tiny.gin"), "--bind", "run.do_retrain = False"]
+BASE = argv("quickstart.gin", "selectors/pt.gin", "overrides/tiny.gin",
+            binds=["run.do_retrain = False"])
 
 
 @pytest.fixture

@@ -1,15 +1,14 @@
 """`runner report` on hand-made MLflow runs, and a multi-seed protocol through the CLI."""
 import json
 import math
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from runner.cli import main
 from runner.report import markdown
+from helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 
 # (space, dataset, method, selector) -> final test errors of seeds 0, 1, 2, ...
 HAND = {("s3", "cifar10", "darts", "pt"): [2.61, 2.49, 2.75],

@@ -4,23 +4,19 @@ import glob
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from mlflow.tracking import MlflowClient
+from helpers import argv, command
 
-ROOT = Path(__file__).resolve().parents[1]
-ARGS = ["--gin", str(ROOT / "gin/quickstart.gin"), "--gin", str(ROOT / "gin/selectors/pt.gin"),
-        "--gin", str(ROOT / "gin/overrides/tiny.gin"), "--gin", str(ROOT / "gin/spaces/s2.gin"),
-        "--bind", "search.epochs = 4", "--bind", "retrain.epochs = 4"]
+ARGS = argv("quickstart.gin", "selectors/pt.gin", "overrides/tiny.gin", "spaces/s2.gin",
+            binds=["search.epochs = 4", "retrain.epochs = 4"])
 
 
 def runner(tmp, name, extra=(), wait=True):
     env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp}/mlflow.db", OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "runner", *ARGS, "--bind", f"run.experiment_name = '{name}'",
-           *extra]
+    cmd = command(*ARGS, "--bind", f"run.experiment_name = '{name}'", *extra)
     os.makedirs(tmp / name, exist_ok=True)  # each experiment its own outputs/ folder
     proc = subprocess.Popen(cmd, cwd=tmp / name, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)

@@ -20,9 +20,9 @@ from spaces.cell import count_params
 from spaces.darts.network import EvalNetwork, param_size
 from spaces.darts.supernet import DartsSupernet as Supernet
 from spaces.supernet import OPEN, PRUNED
+from helpers import ROOT
 
-REPO = Path(__file__).resolve().parents[1]
-REF_DIR = Path(__file__).resolve().parents[2] / "shared/reference/darts-pt"
+REF_DIR = ROOT.parent / "shared/reference/darts-pt"
 
 SPACE_NAMES = ("darts", "s1", "s2", "s3", "s4")
 REF_SPACE = {"darts": "s5", "s1": "s1", "s2": "s2", "s3": "s3", "s4": "s4"}
@@ -103,8 +103,8 @@ def _ref_supernet(ref, space_name, C=16, layers=8, num_classes=10):
 def test_modules_come_from_this_repo(name):
     mod = importlib.import_module(name)
     path = Path(mod.__file__).resolve()
-    assert path.is_relative_to(REPO), f"{name} imported from {path}, not from {REPO}"
-    assert path.relative_to(REPO).parts[0] == name.split(".")[0]
+    assert path.is_relative_to(ROOT), f"{name} imported from {path}, not from {ROOT}"
+    assert path.relative_to(ROOT).parts[0] == name.split(".")[0]
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,13 +6,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from pg import Postgres
+from helpers import ROOT, argv, command as runner_command
 
-ROOT = Path(__file__).resolve().parents[1]
 STUDY = "pt_tune_epochs_s3"
 PARAMS = ("{'select.tune_epochs': ('int', 0, 1), "
           "'Perturbation.crit': ('categorical', ['acc', 'loss'])}")
@@ -20,14 +19,12 @@ PARAMS = ("{'select.tune_epochs': ('int', 0, 1), "
 
 def command(storage, n_trials, *extra, params=PARAMS):
     """The sweep experiment file at tiny size on the digits set."""
-    argv = [sys.executable, "-m", "runner", "--gin", str(ROOT / "gin/sweeps/pt_tune_epochs_s3.gin"),
-            "--gin", str(ROOT / "gin/data/digits.gin"), "--gin", str(ROOT / "gin/spaces/s2.gin"),
-            "--gin", str(ROOT / "gin/overrides/tiny.gin")]
     binds = ["retrain.auxiliary_weight = 0.0", "dataset.limit = 16", "Perturbation.subset = 8",
              f"sweep.params = {params}", f"sweep.storage = {storage!r}",
              f"sweep.n_trials = {n_trials}", "sweep.heartbeat_interval = 1",
              "sweep.grace_period = 3"]
-    return argv + [a for b in binds for a in ("--bind", b)] + list(extra)
+    return runner_command(*argv("sweeps/pt_tune_epochs_s3.gin", "data/digits.gin", "spaces/s2.gin",
+                                "overrides/tiny.gin", binds=binds), *extra)
 
 
 def start(cmd, folder, name):

@@ -22,3 +22,13 @@ def bindings():
 def target(selector):
     """The function or class a configurable selector names (for its signature)."""
     return gin.config._REGISTRY.get_match(selector).wrapped
+
+
+def is_reference(value):
+    """Whether a bound value is an `@configurable` reference rather than a literal."""
+    return isinstance(value, gin.config.ConfigurableReference)
+
+
+def configurables():
+    """[(selector, function or class, denylist)] of every registered configurable."""
+    return [(sel, c.wrapped, tuple(c.denylist or ())) for sel, c in gin.config._REGISTRY.items()]

@@ -171,7 +171,10 @@ def _digits(test_size=300):
 @gin.configurable
 def dataset(name=gin.REQUIRED, root="data", download=False, verify_md5=True, pad=None,
             device="cpu", limit=None, placement="auto"):
-    """Load `name` (cifar10, cifar100, svhn, digits) onto `device`; `limit` caps each split.
+    """Load `name` (cifar10, cifar100, svhn, digits) onto `device`.
+
+    limit: at most this many images per split (None: all). pad: zero padding of the random
+    crop (None: the dataset's default, 4 pixels, 2 for the 8x8 digits; 0: no crop).
 
     placement: 'device' keeps the uint8 images on `device`; 'host' keeps them in host memory
     and copies each batch over (HostImages); 'auto' = 'device' when they take at most a

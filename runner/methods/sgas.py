@@ -63,6 +63,9 @@ def best_edge(score, candidates):
 class Sgas(Darts):
     """SGAS on top of first-order DARTS; `use_history` switches Cri.1 to Cri.2.
 
+    warmup_dec_epoch: the first decision epoch (0: decide after the first epoch).
+    batch_increase: images added to the search batch after each decision epoch (0: fixed).
+
     op_choice: 'argmax' fixes the chosen edge to argmax q (SGAS); 'selector' keeps the edge
     (pruning and edge order unchanged) but leaves its op open for the selector, which is the
     paper's SGAS+PT (paper §5.1: PT replaces only the op choice; see gin/methods/sgas.gin).

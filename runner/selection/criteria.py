@@ -67,7 +67,9 @@ class Magnitude:
         return kept, [{"edge": e, "weight": s[e]} for e in eids]
 
     def gene_order(self, net, cell, kept):
-        """The classic parse lists the stronger input first."""
+        """The classic parse lists the stronger input first (a fixed topology: input order)."""
+        if net.space.cell.keep is None:
+            return list(kept)
         s = self.strength(net, cell, kept)
         return sorted(kept, key=lambda e: -s[e])
 
@@ -78,7 +80,7 @@ class Perturbation:
 
     crit: 'acc' (paper default) or 'loss'. subset: images per scoring pass (None = the whole
     alpha half, as the reference). none_candidate: score `none` like any op (as the reference).
-    masks_per_pass: masked supernets scored together in one forward pass (runner/pt_batched.py,
+    masks_per_pass: masked supernets scored together in one forward pass (runner/selection/pt_batched.py,
     equal up to float rounding); 1 = one pass per mask, as the reference.
     """
 

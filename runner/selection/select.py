@@ -2,10 +2,9 @@
 
 Rounds of decisions, each deciding one item per cell type: first an open edge's op (operation
 test), then, once a cell has no open edge, the inputs a node keeps (topology test; none when the
-family's topology is fixed).
-`tune_epochs` fine-tuning epochs follow each round; one more follows the last (darts-pt
-pt_project: 14 + 3 rounds, 5 * 16 + 1 = 81 epochs). Magnitude with 0 tune epochs is the
-classic parse.
+family's topology is fixed). `tune_epochs` fine-tuning epochs follow each round; one more
+follows the last (darts-pt pt_project; on the DARTS cell 17 rounds, 5 * 16 + 1 = 81 epochs).
+Magnitude with 0 tune epochs is the classic parse.
 """
 import time
 
@@ -39,7 +38,7 @@ def num_rounds(net):
 
 
 def genotype_from_decisions(net, gene_order=None):
-    """The genotype the decision state encodes; `gene_order(cell, kept)` orders each node's genes."""
+    """The genotype the decision state encodes; `gene_order(cell, kept)` orders a node's genes."""
     spec, genes = net.space.cell, []
     for t, cell in enumerate(spec.types):
         dec, ops, nodes = net.decisions()[t], net.space.ops(t), []
@@ -54,7 +53,7 @@ def genotype_from_decisions(net, gene_order=None):
 
 
 def pick(items, rng):
-    """Next edge or node: uniform from the dedicated generator ('random'), or the lowest ('fixed')."""
+    """Next edge or node: uniform from the dedicated generator ('random'), else the lowest."""
     return int(rng.choice(items)) if rng is not None else items[0]
 
 
@@ -111,8 +110,11 @@ def select(net, method, data, tracker, gen, seed, ckpt_path=None, resume=None,
            criterion=gin.REQUIRED, tune_epochs=5, tune_lr=0.0025, tune_momentum=0.9,
            tune_weight_decay=3e-4, batch_size=64, grad_clip=5.0, train_portion=0.5,
            edge_order="random", edge_order_seed=None, from_run=None):
-    """Decide every edge and node of both cells; returns (genotype, decision records).
+    """Decide every open edge and node of every cell type; returns (genotype, records).
 
+    tune_epochs: fine-tuning epochs after each round (0: none; with Magnitude that is the
+    classic parse). edge_order_seed: seed of the edge-order generator (None: the run's seed).
+    from_run: an MLflow run id whose trained supernet is selected from (None: this run's).
     A checkpoint is written after every round, before its decisions are logged; `resume` is
     such a checkpoint to continue from.
     """

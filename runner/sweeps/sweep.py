@@ -36,6 +36,9 @@ def sweep(gin_files=(), bindings=(), argv=(), study_name=gin.REQUIRED, params=gi
     ('categorical', [choices])}, the sweep's search space, written in gin.
     selection_only: train one supernet (or reuse `supernet_run`) and let every trial select
     from it with `select.from_run`, instead of searching again per trial.
+    storage: an Optuna storage URL (None: the journal file outputs/sweeps/<study>.journal).
+    supernet_run: an MLflow run id to select from (None: train one). sampler_seed: the TPE
+    sampler's seed (None: unseeded). max_retry: retries of a dead worker's trial (0: none).
     """
     import optuna
     from optuna.storages import RetryHeartbeatStaleTrialCallback

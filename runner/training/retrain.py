@@ -38,10 +38,11 @@ def train_epoch(net, opt, data, gen, batch_size, grad_clip, aux_weight, cutout, 
 
 @gin.configurable(denylist=["genotype", "space", "data", "tracker", "gen", "device", "ckpt_path",
                             "resume"])
-def retrain(genotype, space, data, tracker, gen, device, ckpt_path=None, resume=None, C=36, layers=20,
-            epochs=600, batch_size=96, lr=0.025, momentum=0.9, weight_decay=3e-4, grad_clip=5.0,
-            auxiliary_weight=0.4, drop_path_prob=0.2, cutout=16):
-    """Train the eval network on the full train split; the test split is only reported.
+def retrain(genotype, space, data, tracker, gen, device, ckpt_path=None, resume=None, C=36,
+            layers=20, epochs=600, batch_size=96, lr=0.025, momentum=0.9, weight_decay=3e-4,
+            grad_clip=5.0, auxiliary_weight=0.4, drop_path_prob=0.2, cutout=16):
+    """Train the space family's network for `genotype` on the full train split; the test split
+    is only reported. auxiliary_weight 0: no auxiliary head; cutout 0: no cutout.
 
     A checkpoint is written every epoch, before that epoch's metrics are logged.
     """

@@ -63,7 +63,7 @@ def search(net, method, data, tracker, gen, ckpt_path, resume=None, epochs=50, b
            train_portion=0.5, sample_with_replacement=True, eval_valid=True):
     """Train the supernet for `epochs`; returns the per-epoch alphas [epochs, types, edges, K].
 
-    A checkpoint is written at every epoch boundary, before that epoch's metrics are logged;
+    epochs = 0 trains nothing: selection then starts from the initial supernet. A checkpoint is written at every epoch boundary, before that epoch's metrics are logged;
     `resume` is such a checkpoint to continue from.
     """
     mode = precision(device_of(net))
