@@ -84,6 +84,9 @@ def print_summary(s):
     from spaces.cell import get_space
     from tracking.mlflow_tracker import Tracker
 
+    if "already_finished" in s:
+        print(f"runner: {s['already_finished']}")
+        return
     if "study" in s:
         best = (f"; best trial {s['best_trial']}: {s['best_value']:.4g} with {s['best_params']}"
                 if "best_trial" in s else "")

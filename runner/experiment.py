@@ -4,6 +4,7 @@ import os
 import random
 import subprocess
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import gin
@@ -14,7 +15,7 @@ from runner import methods  # noqa: F401  (registers the methods with gin)
 from runner.config import flat_bindings
 from runner.data.datasets import dataset
 from runner.selection.select import records_table, select, selector_name, source_run
-from runner.training import checkpoint
+from runner.training import checkpoint, lock
 from runner.training.retrain import retrain
 from runner.training.search import search
 from spaces.cell import SearchSpace, get_space
@@ -125,32 +126,35 @@ def run(gin_files=(), bindings=(), resume=False, experiment_name=gin.REQUIRED,
         parent_run_id=None, run_name=None, extra_tags=None):
     """Search, select and retrain as the gin files say; returns a summary dict.
 
-    With `resume`, the newest unfinished run of the same name continues in place from its
-    last checkpoint (epoch boundary or PT round). `seeds` runs one nested run per seed under one
+    With `resume`, the newest run of the same name continues in place from its last
+    checkpoint (epoch boundary or PT round), or, when it FINISHED, is left alone (a repeated
+    --resume is safe). `seeds` runs one nested run per seed under one
     parent run; `do_select=False` stops after the search (a supernet for `select.from_run`).
     """
     if seeds:
         return run_seeds(gin_files, bindings, resume, experiment_name, list(seeds),
-                         parent_run_id)
+                         parent_run_id, output_dir)
     device = pick_device(device)
     space = get_space(space)
     set_deterministic(deterministic)
     writable(output_dir)
     tracker = Tracker(plots=plots)
     tracker.check()  # fail before any training when the backend is unreachable
+    name = run_name or f"{experiment_name}-seed{seed}"
+    newest = tracker.newest(experiment_name, name) if resume else None
+    if newest is not None and newest.status == "FINISHED":  # a repeated --resume: nothing to do
+        return finished(newest, experiment_name, name, output_dir)
     data = dataset(device=device)
     seed_everything(seed)
     gen = torch.Generator(device).manual_seed(seed)
     method = method()
-    name = run_name or f"{experiment_name}-seed{seed}"
     tags = {"space": space.name, "method": method.name, "selector": selector_name(),
             "dataset": data.name, "seed": seed, "git_commit": git_commit(), "device": str(device),
             "deterministic": deterministic, **(extra_tags or {})}
     if not do_select:
         tags["selector"] = "none (search only)"
-    reopen = tracker.find_unfinished(experiment_name, name) if resume else None
-    with tracker.run(experiment_name, run_name=name, tags=tags, run_id=reopen,
-                     parent_run_id=parent_run_id or source_run()):
+    with opened(tracker, experiment_name, name, tags, parent_run_id or source_run(),
+                newest and newest.run_id, output_dir):
         try:
             parts = Parts(tracker, space, method, data, gen, seed, device,
                           os.path.join(output_dir, tracker.run_id))
@@ -159,14 +163,41 @@ def run(gin_files=(), bindings=(), resume=False, experiment_name=gin.REQUIRED,
             tracker.text(gin.operative_config_str(), "config/operative.gin")
 
 
-def run_seeds(gin_files, bindings, resume, experiment_name, seeds, parent_run_id=None):
+def finished(info, experiment_name, name, output_dir):
+    """The summary of a --resume that finds its run FINISHED: where the results are."""
+    return {"run_id": info.run_id, "already_finished": (
+        f"run {info.run_id} ({name!r} in experiment {experiment_name!r}) already FINISHED; "
+        f"its results are in MLflow and {os.path.join(output_dir, info.run_id)}; "
+        "nothing to resume")}
+
+
+@contextmanager
+def opened(tracker, experiment_name, name, tags, parent_run_id, reopen, output_dir):
+    """The MLflow run, held by this process alone (runner/training/lock.py); a run to reopen
+    is locked before it is touched, so a refused process changes nothing in it."""
+    what = f"run {{}} ({name!r})"
+    if reopen:
+        with lock.held(os.path.join(output_dir, reopen), what.format(reopen)), \
+                tracker.run(experiment_name, run_name=name, tags=tags, run_id=reopen,
+                            parent_run_id=parent_run_id):
+            yield
+        return
+    with tracker.run(experiment_name, run_name=name, tags=tags, parent_run_id=parent_run_id):
+        with lock.held(os.path.join(output_dir, tracker.run_id), what.format(tracker.run_id)):
+            yield
+
+
+def run_seeds(gin_files, bindings, resume, experiment_name, seeds, parent_run_id=None,
+              output_dir="outputs"):
     """One parent run with one nested run per seed (the multi-seed protocol)."""
     tracker = Tracker()
     tracker.check()
     name = f"{experiment_name}-seeds"
-    reopen = tracker.find_unfinished(experiment_name, name) if resume else None
-    with tracker.run(experiment_name, run_name=name, tags={"seeds": seeds},
-                     parent_run_id=parent_run_id, run_id=reopen):
+    newest = tracker.newest(experiment_name, name) if resume else None
+    if newest is not None and newest.status == "FINISHED":
+        return finished(newest, experiment_name, name, output_dir)
+    with opened(tracker, experiment_name, name, {"seeds": seeds}, parent_run_id,
+                newest and newest.run_id, output_dir):
         log_config(tracker, gin_files, bindings)
         done = finished_seeds(tracker, experiment_name) if resume else {}
         results = []

@@ -53,16 +53,15 @@ class Tracker:
         exp = self.client.get_experiment_by_name(name)
         return exp.experiment_id if exp else self.client.create_experiment(name)
 
-    def find_unfinished(self, experiment, run_name):
-        """Newest run of that name not FINISHED (killed, failed or still marked running)."""
+    def newest(self, experiment, run_name):
+        """The RunInfo (run_id, status, ...) of the newest run of that name, or None."""
         exp = self.client.get_experiment_by_name(experiment)
         if exp is None:
             return None
         runs = self.client.search_runs(
-            [exp.experiment_id], f"tags.`mlflow.runName` = '{run_name}' "
-            "and attributes.status != 'FINISHED'", order_by=["attributes.start_time DESC"],
-            max_results=1)
-        return runs[0].info.run_id if runs else None
+            [exp.experiment_id], f"tags.`mlflow.runName` = '{run_name}'",
+            order_by=["attributes.start_time DESC"], max_results=1)
+        return runs[0].info if runs else None
 
     @contextmanager
     def run(self, experiment, run_name=None, tags=None, parent_run_id=None, run_id=None):
