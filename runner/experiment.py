@@ -1,10 +1,7 @@
 """The composition root: one `runner` call = one MLflow run of search, selection and retrain."""
 import functools
 import os
-import random
-import subprocess
 import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import gin
@@ -15,7 +12,10 @@ from runner import methods  # noqa: F401  (registers the methods with gin)
 from runner.config import flat_bindings
 from runner.data.datasets import dataset
 from runner.selection.select import records_table, select, selector_name, source_run
-from runner.training import checkpoint, lock
+from runner.environment import (git_commit, pick_device, seed_everything, set_deterministic,
+                                writable)
+from runner.runs import finished, finished_seeds, opened
+from runner.training import checkpoint
 from runner.training.retrain import retrain
 from runner.training.search import search
 from spaces.cell import SearchSpace, get_space
@@ -29,27 +29,6 @@ def supernet(space, num_classes, in_channels, C=16, layers=8, alpha_init_std=1e-
 
     alpha_init_std 0 starts every edge at uniform mixing weights."""
     return space.family.supernet(space, C, layers, num_classes, in_channels, alpha_init_std)
-
-
-def pick_device(name):
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def seed_everything(seed):
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def git_commit():
-    here = os.path.dirname(os.path.abspath(__file__))
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                              text=True, timeout=10).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def log_config(tracker, gin_files, bindings):
@@ -109,15 +88,6 @@ def load_supernet(tracker, run_id, net, method, out, device):
     tracker.tags({"selected_from_run": run_id})
 
 
-def set_deterministic(on):
-    """Deterministic kernels and no cudnn autotuning (darts-pt turns cudnn.benchmark on)."""
-    if on:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it
-    torch.use_deterministic_algorithms(on)
-    torch.backends.cudnn.benchmark = not on
-    torch.backends.cudnn.deterministic = on
-
-
 @gin.configurable(denylist=["gin_files", "bindings", "resume", "parent_run_id", "run_name",
                             "extra_tags"])
 def run(gin_files=(), bindings=(), resume=False, experiment_name=gin.REQUIRED,
@@ -163,30 +133,6 @@ def run(gin_files=(), bindings=(), resume=False, experiment_name=gin.REQUIRED,
             tracker.text(gin.operative_config_str(), "config/operative.gin")
 
 
-def finished(info, experiment_name, name, output_dir):
-    """The summary of a --resume that finds its run FINISHED: where the results are."""
-    return {"run_id": info.run_id, "already_finished": (
-        f"run {info.run_id} ({name!r} in experiment {experiment_name!r}) already FINISHED; "
-        f"its results are in MLflow and {os.path.join(output_dir, info.run_id)}; "
-        "nothing to resume")}
-
-
-@contextmanager
-def opened(tracker, experiment_name, name, tags, parent_run_id, reopen, output_dir):
-    """The MLflow run, held by this process alone (runner/training/lock.py); a run to reopen
-    is locked before it is touched, so a refused process changes nothing in it."""
-    what = f"run {{}} ({name!r})"
-    if reopen:
-        with lock.held(os.path.join(output_dir, reopen), what.format(reopen)), \
-                tracker.run(experiment_name, run_name=name, tags=tags, run_id=reopen,
-                            parent_run_id=parent_run_id):
-            yield
-        return
-    with tracker.run(experiment_name, run_name=name, tags=tags, parent_run_id=parent_run_id):
-        with lock.held(os.path.join(output_dir, tracker.run_id), what.format(tracker.run_id)):
-            yield
-
-
 def run_seeds(gin_files, bindings, resume, experiment_name, seeds, parent_run_id=None,
               output_dir="outputs"):
     """One parent run with one nested run per seed (the multi-seed protocol)."""
@@ -216,34 +162,10 @@ def run_seeds(gin_files, bindings, resume, experiment_name, seeds, parent_run_id
         return {"run_id": tracker.run_id, "seeds": dict(zip(seeds, results))}
 
 
-def finished_seeds(tracker, experiment_name):
-    """Seeds of this protocol whose nested run already FINISHED: seed -> summary."""
-    runs = tracker.client.search_runs(
-        [tracker.experiment_id(experiment_name)],
-        f"tags.`mlflow.parentRunId` = '{tracker.run_id}' and attributes.status = 'FINISHED'")
-    return {int(r.data.tags["seed"]): {"run_id": r.info.run_id,
-                                       **({"test_error": r.data.metrics["test_error"]}
-                                          if "test_error" in r.data.metrics else {})}
-            for r in runs}
-
-
 def saved(out, phase):
     """The checkpoint a killed run left for `phase`, or None."""
     path = os.path.join(out, f"{phase}.pt")
     return checkpoint.load(path) if os.path.exists(path) else None
-
-
-def writable(folder):
-    """Fail before training when checkpoints could not be written."""
-    try:
-        os.makedirs(folder, exist_ok=True)
-        probe = os.path.join(folder, ".write-test")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.unlink(probe)
-    except OSError as e:
-        raise PermissionError(f"output folder {os.path.abspath(folder)} not writable "
-                              f"({e.strerror}); set run.output_dir") from e
 
 
 @dataclass

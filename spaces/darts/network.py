@@ -3,6 +3,7 @@ import torch
 import torch.nn as nn
 
 from spaces.cell import count_params
+from spaces.darts.space import STEPS, skeleton, stem
 from spaces.ops import FactorizedReduce, Identity, ReLUConvBN, make_op
 
 
@@ -61,24 +62,15 @@ class EvalNetwork(nn.Module):
         super().__init__()
         self.layers = layers
         self.drop_path_prob = 0.0
-        C_curr = 3 * C  # stem multiplier 3
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(C_curr))
-        C_pp, C_p, C_curr = C_curr, C_curr, C
+        self.stem = stem(in_channels, C)
         self.cells = nn.ModuleList()
-        reduction_prev = False
-        for i in range(layers):
-            reduction = i in (layers // 3, 2 * layers // 3)
-            C_curr *= 2 if reduction else 1
+        for i, reduction, reduction_prev, C_pp, C_p, C_curr in skeleton(C, layers):
             genes = genotype.reduce if reduction else genotype.normal
-            cell = EvalCell(genes, C_pp, C_p, C_curr, reduction, reduction_prev)
-            self.cells.append(cell)
-            reduction_prev = reduction
-            C_pp, C_p = C_p, cell.multiplier * C_curr
+            self.cells.append(EvalCell(genes, C_pp, C_p, C_curr, reduction, reduction_prev))
             if i == 2 * layers // 3:
-                C_aux = C_p
+                C_aux = STEPS * C_curr  # the auxiliary head reads this cell's output
         self.auxiliary_head = AuxiliaryHead(C_aux, num_classes) if auxiliary else None
-        self.classifier = nn.Linear(C_p, num_classes)
+        self.classifier = nn.Linear(STEPS * C_curr, num_classes)
 
     def forward(self, x):
         aux = None

@@ -20,6 +20,28 @@ CELL = CellSpec(types=TYPES, edges=tuple(edge_inputs()), keep=2, none_selectable
 NUM_EDGES = CELL.num_edges  # 14
 
 
+def skeleton(C, layers):
+    """The DARTS network's cells (darts-pt model_search.py and model.py): per cell i,
+    (i, reduction, reduction_prev, C_pp, C_p, C_curr). The stem gives 3C channels; cells
+    layers//3 and 2*layers//3 halve the maps and double C_curr; a cell outputs STEPS * C_curr."""
+    C_pp = C_p = 3 * C
+    C_curr, reduction_prev = C, False
+    for i in range(layers):
+        reduction = i in (layers // 3, 2 * layers // 3)
+        C_curr *= 2 if reduction else 1
+        yield i, reduction, reduction_prev, C_pp, C_p, C_curr
+        reduction_prev = reduction
+        C_pp, C_p = C_p, STEPS * C_curr
+
+
+def stem(in_channels, C):
+    """3x3 conv to 3C channels and an affine BN."""
+    import torch.nn as nn
+
+    return nn.Sequential(nn.Conv2d(in_channels, 3 * C, 3, padding=1, bias=False),
+                         nn.BatchNorm2d(3 * C))
+
+
 def node_edges():
     """Edge ids entering each intermediate node: [[0, 1], [2, 3, 4], [5..8], [9..13]]."""
     return CELL.node_edges()

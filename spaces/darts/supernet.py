@@ -2,7 +2,7 @@
 import torch
 import torch.nn as nn
 
-from spaces.darts.space import CELL, STEPS
+from spaces.darts.space import CELL, STEPS, skeleton, stem
 from spaces.ops import FactorizedReduce, ReLUConvBN
 from spaces.supernet import MixedOp, Supernet
 
@@ -41,20 +41,12 @@ class DartsSupernet(Supernet):
 
     def build(self, C, layers, num_classes, in_channels):
         self.C, self.layers = C, layers
-        C_curr = 3 * C  # stem multiplier 3
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(C_curr))
-        C_pp, C_p, C_curr = C_curr, C_curr, C
+        self.stem = stem(in_channels, C)
         self.cells = nn.ModuleList()
-        reduction_prev = False
-        for i in range(layers):
-            reduction = i in (layers // 3, 2 * layers // 3)
-            C_curr *= 2 if reduction else 1
+        for _, reduction, reduction_prev, C_pp, C_p, C_curr in skeleton(C, layers):
             ops = self.space.ops("reduce" if reduction else "normal")
             self.cells.append(SearchCell(ops, C_pp, C_p, C_curr, reduction, reduction_prev))
-            reduction_prev = reduction
-            C_pp, C_p = C_p, STEPS * C_curr
-        self.classifier = nn.Linear(C_p, num_classes)
+        self.classifier = nn.Linear(STEPS * C_curr, num_classes)
 
     def forward(self, x, weights=None, active=None):
         w = self.mixing_weights() if weights is None else weights
