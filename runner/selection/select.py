@@ -12,8 +12,7 @@ import gin
 import numpy as np
 import torch
 
-from runner.training import checkpoint
-from runner.training import rng
+from runner.training import checkpoint, rng
 from runner.selection.criteria import Magnitude, Perturbation  # noqa: F401  (gin configurables)
 from runner.training.loops import Loop, Meter, evaluate, shuffled_batches
 from runner.training.precision import device_of, precision
@@ -44,7 +43,8 @@ def genotype_from_decisions(net, gene_order=None):
         dec, ops, nodes = net.decisions()[t], net.space.ops(t), []
         for eids in spec.node_edges():
             kept = [e for e in eids if dec[e] >= 0]
-            if any(dec[e] == OPEN for e in eids) or len(kept) != (spec.keep or len(eids)):
+            want = len(eids) if spec.keep is None else min(spec.keep, len(eids))
+            if any(dec[e] == OPEN for e in eids) or len(kept) != want:
                 raise RuntimeError(f"{cell} cell not fully decided: {dec}")
             kept = gene_order(cell, kept) if gene_order else kept
             nodes.append([(ops[e][dec[e]], spec.edges[e][1]) for e in kept])

@@ -9,8 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from runner.training import checkpoint
-from runner.training import rng
+from runner.training import checkpoint, rng
 from runner.training.loops import Meter, evaluate, shuffled_batches
 from runner.training.precision import precision
 from spaces.cell import count_params

@@ -8,8 +8,7 @@ import gin
 import numpy as np
 import torch
 
-from runner.training import checkpoint
-from runner.training import rng
+from runner.training import checkpoint, rng
 from runner.training.loops import Loop, Meter, evaluate, sample_batch, shuffled_batches
 from runner.training.precision import device_of, precision
 
