@@ -15,12 +15,15 @@ OPEN, PRUNED = -1, -2  # decision codes; k >= 0 means the edge is fixed to op k
 
 
 class MixedOp(nn.Module):
-    """The candidate ops of edge `edge` in cell type `cell_type` (an alpha row index)."""
+    """The candidate ops of edge `edge` in cell type `cell_type` (an alpha row index).
 
-    def __init__(self, names, C, stride, cell_type, edge):
+    make(name, C, stride, search=True) builds one op: the DARTS op library by default; a family
+    whose ops differ (another BN placement, say) passes its own."""
+
+    def __init__(self, names, C, stride, cell_type, edge, make=make_op):
         super().__init__()
         self.where = (cell_type, edge)
-        self.ops = nn.ModuleList(make_op(n, C, stride, search=True) for n in names)
+        self.ops = nn.ModuleList(make(n, C, stride, search=True) for n in names)
 
     def forward(self, x, w, active):
         # Only ops whose weight is known non-zero on the host are computed: no device sync per

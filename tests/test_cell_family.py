@@ -13,6 +13,7 @@ from runner.selection.criteria import Magnitude, Perturbation
 from runner.selection.select import genotype_from_decisions, num_rounds, select
 from runner.training.search import search
 from spaces.cell import CellSpec, Family, SearchSpace, count_params, register, unregister
+from spaces.ops import make_op
 from spaces.supernet import MixedOp, Supernet
 from tracking import plots
 
@@ -22,7 +23,15 @@ from memory_tracker import MemoryTracker
 
 # node 1 <- state 0; node 2 <- states 0 and 1
 TOY_CELL = CellSpec(types=("cell",), edges=((1, 0), (2, 0), (2, 1)), keep=None)
-OPS = ("skip_connect", "sep_conv_3x3")
+OPS = ("skip_connect", "relu_conv_1x1")  # the second is the toy family's own op
+
+
+def toy_op(name, C, stride, search):
+    """The family's op library: one op of its own, the rest from the shared one."""
+    if name == "relu_conv_1x1":
+        return nn.Sequential(nn.ReLU(), nn.Conv2d(C, C, 1, bias=False),
+                             nn.BatchNorm2d(C, affine=not search))
+    return make_op(name, C, stride, search)
 
 
 @dataclass(frozen=True)
@@ -49,7 +58,7 @@ class ToySupernet(Supernet):
     def build(self, C, num_classes, in_channels):
         self.stem = nn.Sequential(nn.Conv2d(in_channels, C, 3, padding=1, bias=False),
                                   nn.BatchNorm2d(C))
-        self.edges = nn.ModuleList(MixedOp(self.space.ops(0)[e], C, 1, 0, e)
+        self.edges = nn.ModuleList(MixedOp(self.space.ops(0)[e], C, 1, 0, e, make=toy_op)
                                    for e in range(TOY_CELL.num_edges))
         self.classifier = nn.Linear(C, num_classes)
 
@@ -86,7 +95,9 @@ def test_description_drives_the_shapes_and_rounds():
     assert count_params(net) > 0
 
 
-@pytest.mark.parametrize("criterion", [Perturbation(subset=8, batch_size=8), Magnitude()])
+@pytest.mark.parametrize("criterion", [Perturbation(subset=8, batch_size=8), Magnitude(),
+                                       Perturbation(subset=8, batch_size=8, masks_per_pass=2)],
+                         ids=["pt", "magnitude", "pt-grouped"])
 def test_search_then_select_through_the_real_code(criterion):
     torch.manual_seed(0)
     net, data, tracker = ToySupernet(TOY_SPACE), tiny_images(32), MemoryTracker()
