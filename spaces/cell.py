@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 # the modules that define families; each registers its spaces on import
-FAMILY_MODULES = ("spaces.darts",)
+FAMILY_MODULES = ("spaces.darts", "spaces.nb201")
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,8 @@ def test_modules_come_from_this_repo(name):
 
 def test_space_registry_and_get_space():
     SPACES = spaces()
-    assert set(SPACES) == set(SPACE_NAMES)
+    assert set(SPACES) == set(SPACE_NAMES) | {"nb201"}  # NAS-Bench-201: tests/test_nb201.py
+    assert {n for n, s in SPACES.items() if s.family.name == "darts"} == set(SPACE_NAMES)
     for name in SPACE_NAMES:
         space = get_space(name)
         assert space is SPACES[name]
