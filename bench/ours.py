@@ -1,9 +1,9 @@
 """Our side of bench/perf.py: search step, PT scoring pass and retrain step, timed.
 
-Each runs this project's own code path (runner.search.train_step, Perturbation.measure and
-measure_all, runner.retrain.train_epoch) on synthetic CIFAR-sized uint8 images on the device,
-so our steps include the device-side augmentation of their batches. Medians of n calls after
-the warm-up calls; `TIMING` holds the warm-up count and the clock (perf.py sets them).
+Each runs this project's own code path (runner.training.search.train_step,
+Perturbation.measure and measure_all, runner.training.retrain.train_epoch) on synthetic
+CIFAR-sized uint8 images on the device, so our steps include the device-side augmentation of
+their batches. Medians of n calls after the warm-up calls; `TIMING` holds the warm-up count and the clock (perf.py sets them).
 """
 import resource
 import statistics

@@ -187,8 +187,8 @@ def _cell_colours(recs, cell_types):
 def decision_timeline(records, path, cell_types=None):
     """Candidate scores per selection decision, in decision order, the chosen ones marked.
 
-    records: the decision dicts of `runner.select.select` (or `selection/decisions.json`, or
-    rows of `records_table`). Top: each candidate's masked accuracy (perturbation) or softmax
+    records: the decision dicts of `runner.selection.select.select` (or
+    `selection/decisions.json`, or rows of `records_table`). Top: each candidate's masked accuracy (perturbation) or softmax
     weight (magnitude) per decision; hollow circles are candidates, filled stars the kept op
     or edges; one colour per cell type (`cell_types`, the space's order). Bottom (when any is
     finite): the supernet's valid accuracy after each round's tuning.
