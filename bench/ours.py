@@ -65,7 +65,7 @@ def supernet(a, device, search_only=False):
     from spaces.darts.supernet import DartsSupernet
 
     torch.manual_seed(0)
-    net = DartsSupernet(get_space("darts"), a.C, a.layers, 10).to(device)
+    net = DartsSupernet(get_space("darts"), C=a.C, layers=a.layers, num_classes=10).to(device)
     mode = precision(device)
     mode.model(net)
     method = Darts()

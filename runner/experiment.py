@@ -28,7 +28,8 @@ def supernet(space, num_classes, in_channels, C=16, layers=8, alpha_init_std=1e-
     """The search supernet of the space's family (DARTS: C=16, 8 cells, darts-pt's defaults).
 
     alpha_init_std 0 starts every edge at uniform mixing weights."""
-    return space.family.supernet(space, C, layers, num_classes, in_channels, alpha_init_std)
+    return space.family.supernet(space, alpha_init_std, C=C, layers=layers,
+                                 num_classes=num_classes, in_channels=in_channels)
 
 
 def log_config(tracker, gin_files, bindings):

@@ -62,7 +62,7 @@ class CellSpec:
 class Family:
     """What a cell family supplies besides its description.
 
-    supernet(space, C, layers, num_classes, in_channels, alpha_init_std) -> Supernet
+    supernet(space, alpha_init_std, C=, layers=, num_classes=, in_channels=) -> Supernet
     genotype(space, genes) -> genotype; genes[t] = [(op name, input state), ...] per cell type,
       node by node, the kept inputs of each node in the order the selector lists them.
     parse_genotype(text) -> genotype, the inverse of str(genotype).

@@ -44,8 +44,9 @@ def apply_decisions(w, decision):
 class Supernet(nn.Module):
     """A supernet over a SearchSpace; owns alphas and decisions in its state_dict.
 
-    Subclasses implement `build(**kwargs)` (their modules, created before the alphas so that
-    the global RNG is drawn in that order) and `forward(x, weights=None, active=None)`.
+    Subclasses implement `build(**settings)` (their modules, created before the alphas so that
+    the global RNG is drawn in that order; its signature holds the family's defaults, e.g. C,
+    layers, num_classes, in_channels) and `forward(x, weights=None, active=None)`.
     """
 
     def __init__(self, space, alpha_init_std=1e-3, **kwargs):

@@ -51,11 +51,8 @@ class ToyGenotype:
 class ToySupernet(Supernet):
     """stem -> one toy cell -> global pool -> linear."""
 
-    def __init__(self, space, C=4, layers=1, num_classes=10, in_channels=3, alpha_init_std=1e-3):
-        super().__init__(space, alpha_init_std, C=C, num_classes=num_classes,
-                         in_channels=in_channels)
-
-    def build(self, C, num_classes, in_channels):
+    def build(self, C=4, layers=1, num_classes=10, in_channels=3):
+        del layers  # one cell
         self.stem = nn.Sequential(nn.Conv2d(in_channels, C, 3, padding=1, bias=False),
                                   nn.BatchNorm2d(C))
         self.edges = nn.ModuleList(MixedOp(self.space.ops(0)[e], C, 1, 0, e, make=toy_op)

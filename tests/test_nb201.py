@@ -30,7 +30,7 @@ ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 
 def supernet(num_classes=10, C=16, N=5, seed=0):
     torch.manual_seed(seed)
-    return SPACE.family.supernet(SPACE, C, N, num_classes, 3, 1e-3)
+    return SPACE.family.supernet(SPACE, 1e-3, C=C, layers=N, num_classes=num_classes)
 
 
 def test_the_cell_description():

@@ -34,12 +34,7 @@ class SearchCell(nn.Module):
 class DartsSupernet(Supernet):
     """C channels, `layers` cells; cells layers//3 and 2*layers//3 are reduction cells."""
 
-    def __init__(self, space, C=16, layers=8, num_classes=10, in_channels=3,
-                 alpha_init_std=1e-3):
-        super().__init__(space, alpha_init_std, C=C, layers=layers, num_classes=num_classes,
-                         in_channels=in_channels)
-
-    def build(self, C, layers, num_classes, in_channels):
+    def build(self, C=16, layers=8, num_classes=10, in_channels=3):
         self.C, self.layers = C, layers
         self.stem = stem(in_channels, C)
         self.cells = nn.ModuleList()

@@ -23,19 +23,14 @@ class SearchCell(nn.Module):
 class Nb201Supernet(Supernet):
     """C channels, `layers` = N search cells per stage (NAS-Bench-201: C=16, N=5)."""
 
-    def __init__(self, space, C=16, layers=5, num_classes=10, in_channels=3,
-                 alpha_init_std=1e-3):
-        super().__init__(space, alpha_init_std, C=C, N=layers, num_classes=num_classes,
-                         in_channels=in_channels)
-
-    def build(self, C, N, num_classes, in_channels):
+    def build(self, C=16, layers=5, num_classes=10, in_channels=3):
         self.stem = stem(in_channels, C)
-        layers, C_prev = [], C
-        for C_curr, block in stages(C, N):
-            layers.append(ResNetBlock(C_prev, C_curr) if block
-                          else SearchCell(self.space.ops(0), C_curr))
+        cells, C_prev = [], C
+        for C_curr, block in stages(C, layers):
+            cells.append(ResNetBlock(C_prev, C_curr) if block
+                         else SearchCell(self.space.ops(0), C_curr))
             C_prev = C_curr
-        self.cells = nn.ModuleList(layers)
+        self.cells = nn.ModuleList(cells)
         self.head = head(C_prev, num_classes)
 
     def forward(self, x, weights=None, active=None):
