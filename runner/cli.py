@@ -10,7 +10,9 @@ from runner.config import REPO_GIN, is_sweep, one_line, parse_config
 EPILOG = """The experiment files are the .gin files at the top of gin/ (one per paper experiment,
 plus quickstart.gin): list them with `runner --list`. Shared parts live in gin/spaces,
 gin/methods, gin/selectors, gin/data and gin/retrain and are pulled in with `include`.
-Tracking: MLFLOW_TRACKING_URI (default sqlite:///mlflow.db in the working folder)."""
+Tracking: MLFLOW_TRACKING_URI (default sqlite:///mlflow.db in the working folder).
+Other commands: `runner report` (tables over runs), `runner nb201-table` (convert the official
+NAS-Bench-201 file once into the table the NB201 runs look cells up in)."""
 
 
 def parser():
@@ -43,6 +45,10 @@ def main(argv=None):
         from runner.report import main as report_main
 
         return report_main(argv[1:])
+    if argv[:1] == ["nb201-table"]:
+        from runner.nb201_table import main as table_main
+
+        return table_main(argv[1:])
     args = parser().parse_args(argv)
     if args.list:
         list_experiments()
@@ -100,6 +106,10 @@ def print_summary(s):
         print(f"\ngenotype: {s['genotype']}")
         print(f"param size ({family.param_size_label}): "
               f"{family.param_size(s['genotype'], 10) / 1e6:.3f} M")
+    if s.get("bench"):
+        b = s["bench"]
+        print(f"benchmark: test accuracy {b['test_acc']:.2f} % (valid {b['valid_acc']:.2f} %), "
+              f"rank {b['rank']:.0f} of {b['num_cells']:.0f} cells")
     if "test_acc" in s:
         print(f"retrained params: {s['params'] / 1e6:.3f} M")
         print(f"final test accuracy: {s['test_acc']:.2f} %  (test error {s['test_error']:.2f} %)")

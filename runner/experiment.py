@@ -1,5 +1,6 @@
 """The composition root: one `runner` call = one MLflow run of search, selection and retrain."""
 import functools
+import glob
 import os
 import tempfile
 from dataclasses import dataclass
@@ -11,7 +12,9 @@ import torch
 from runner import methods  # noqa: F401  (registers the methods with gin)
 from runner.config import flat_bindings
 from runner.data.datasets import dataset
-from runner.selection.select import records_table, select, selector_name, source_run
+from runner.benchmark import benchmark, log_final
+from runner.selection.select import (records_table, select, selector_name, source_epoch,
+                                     source_run)
 from runner.environment import (git_commit, pick_device, seed_everything, set_deterministic,
                                 writable)
 from runner.runs import finished, finished_seeds, opened
@@ -66,6 +69,8 @@ def train_supernet(tracker, net, method, data, gen, out, resume=None):
     np.savez_compressed(alpha_path, alphas=alphas, cells=np.array(net.space.cell.types))
     tracker.artifact(alpha_path, "search")
     tracker.plot(plots.alpha_history, alphas, net.space, name="alpha_history.png")
+    for snapshot in sorted(glob.glob(os.path.join(out, "search_epoch*.pt"))):
+        tracker.artifact(snapshot, "search")  # search.keep_every; after a resume too
     if os.path.exists(ckpt):
         tracker.artifact(ckpt, "search")
     else:  # zero search epochs: still leave the supernet selection will start from
@@ -74,9 +79,15 @@ def train_supernet(tracker, net, method, data, gen, out, resume=None):
         tracker.artifact(ckpt, "search")
 
 
-def load_supernet(tracker, run_id, net, method, out, device):
-    """Start selection from the supernet another run trained (`select.from_run`)."""
-    path = tracker.client.download_artifacts(run_id, "search/search.pt", out)
+def load_supernet(tracker, run_id, net, method, out, device, epoch=None):
+    """Start selection from the supernet another run trained (`select.from_run`), after its
+    search epoch `epoch` (`select.from_epoch`, a `search.keep_every` snapshot) or at its end."""
+    name = "search.pt" if epoch is None else f"search_epoch{epoch}.pt"
+    try:
+        path = tracker.client.download_artifacts(run_id, f"search/{name}", out)
+    except Exception as e:  # noqa: BLE001 - MLflow raises several types for a missing artifact
+        raise checkpoint.CheckpointError(f"run {run_id} has no artifact search/{name} "
+                                         f"({type(e).__name__})") from e
     state = checkpoint.load(path, map_location=device)
     trained = state.get("meta", {}).get("space", net.space.name)
     if trained != net.space.name:  # another method may select from it; another space may not
@@ -86,7 +97,8 @@ def load_supernet(tracker, run_id, net, method, out, device):
         net.load_state_dict(state["net"])
         method.setup(net)
         method.load_state_dict(state["method"])
-    tracker.tags({"selected_from_run": run_id})
+    tracker.tags({"selected_from_run": run_id, "selected_from_epoch":
+                  state.get("epoch") if epoch is not None else "final"})
 
 
 @gin.configurable(denylist=["gin_files", "bindings", "resume", "parent_run_id", "run_name",
@@ -127,8 +139,9 @@ def run(gin_files=(), bindings=(), resume=False, experiment_name=gin.REQUIRED,
     with opened(tracker, experiment_name, name, tags, parent_run_id or source_run(),
                 newest and newest.run_id, output_dir):
         try:
+            judge = benchmark(space, data.name, tracker) if do_select else None
             parts = Parts(tracker, space, method, data, gen, seed, device,
-                          os.path.join(output_dir, tracker.run_id))
+                          os.path.join(output_dir, tracker.run_id), judge)
             return _run(parts, gin_files, bindings, do_select, do_retrain)
         finally:
             tracker.text(gin.operative_config_str(), "config/operative.gin")
@@ -181,6 +194,7 @@ class Parts:
     seed: int
     device: torch.device
     out: str  # the run's output folder: its checkpoints
+    judge: object = None  # runner.benchmark.Judge when the family's benchmark table is there
 
 
 def _run(p, gin_files, bindings, do_select, do_retrain):
@@ -192,7 +206,7 @@ def _run(p, gin_files, bindings, do_select, do_retrain):
     if select_state is not None:
         method.setup(net)  # the selection checkpoint holds the supernet and alpha optimiser
     elif parent:
-        load_supernet(tracker, parent, net, method, out, p.device)
+        load_supernet(tracker, parent, net, method, out, p.device, source_epoch())
     else:
         train_supernet(tracker, net, method, data, gen, out, saved(out, "search"))
     summary = {"run_id": tracker.run_id, "space": p.space.name}
@@ -204,9 +218,12 @@ def _run(p, gin_files, bindings, do_select, do_retrain):
         seed_everything(p.seed)
         gen.manual_seed(p.seed)
     genotype, records = select(net, method, data, tracker, gen, p.seed,
-                               ckpt_path=os.path.join(out, "select.pt"), resume=select_state)
+                               ckpt_path=os.path.join(out, "select.pt"), resume=select_state,
+                               judge=p.judge)
     log_selection(tracker, records, genotype, p.space, data.num_classes)
     summary["genotype"] = genotype
+    if p.judge:
+        summary["bench"] = log_final(tracker, p.judge, genotype)
     if do_retrain:
         result = retrain(genotype, p.space, data, tracker, gen, p.device,
                          ckpt_path=os.path.join(out, "retrain.pt"), resume=saved(out, "retrain"))

@@ -111,6 +111,8 @@ RANGES = {
     "search.weight_decay": NON_NEGATIVE,
     "search.grad_clip": POSITIVE,
     "search.train_portion": FRACTION,
+    "search.keep_every": COUNT,
+    "select.from_epoch": Range(1, integer=True, optional=True),
 }
 
 

@@ -68,6 +68,7 @@ class Family:
     parse_genotype(text) -> genotype, the inverse of str(genotype).
     param_size(genotype, num_classes) -> parameters of the retrain network (float).
     network(genotype, num_classes, in_channels, **retrain settings) -> the retrain network.
+    benchmark: a tabular benchmark that knows every cell's trained accuracy, or None.
     """
 
     name: str
@@ -78,6 +79,23 @@ class Family:
     param_size: Callable
     param_size_label: str
     network: Callable
+    benchmark: Optional["Benchmark"] = None
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A tabular benchmark: the trained accuracy of every cell of a family, looked up.
+
+    load(path) -> table with lookup(str(genotype), benchmark dataset) -> {'test_acc': ...};
+    a missing file raises FileNotFoundError. datasets: run dataset name -> benchmark name.
+    make: the command that writes the table at `default_table`.
+    """
+
+    name: str
+    load: Callable
+    datasets: dict
+    default_table: str
+    make: str
 
 
 @dataclass(frozen=True)

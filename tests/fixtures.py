@@ -2,7 +2,8 @@
 
 CIFAR-10 and CIFAR-100 are the "python version" pickles (data: uint8 N x 3072, the R, G and B
 planes of each 32x32 image one after another, rows first); SVHN is the cropped-digits .mat
-format (X: uint8 32x32x3xN, y: Nx1 with labels 1..10, where 10 means the digit 0).
+format (X: uint8 32x32x3xN, y: Nx1 with labels 1..10, where 10 means the digit 0);
+ImageNet16-120 is NAS-Bench-201's downsampled-ImageNet pickles (1-based labels).
 
 Every image carries a learnable class signal: a class-dependent mean colour plus noise.
 """
@@ -127,10 +128,40 @@ def write_svhn(root, n_train=N_TRAIN, n_test=N_TEST, seed=20):
     return out
 
 
+def write_imagenet16(root, n_train=N_TRAIN, n_test=N_TEST, seed=30, extra=4):
+    """Write <root>/ImageNet16/ as NAS-Bench-201 ships it: train_data_batch_1..10 and val_data,
+    latin-1-readable pickles of {'data': uint8 N x 768 (R, G, B 16x16 planes), 'labels': 1..1000}.
+
+    Each split also holds `extra` images of classes above 120, which the loader must drop.
+    Returns {'train': (images, labels 0..119), 'test': (...)} as the loader should give them.
+    """
+    folder = os.path.join(root, "ImageNet16")
+    os.makedirs(folder, exist_ok=True)
+    out = {}
+    for split, n, s in (("train", n_train, seed), ("test", n_test, seed + 1)):
+        kept = _labels(n, 10, s) * 12 + 1  # ten 1-based classes spread over 1..120, 120 included
+        kept[0] = 120
+        labels = np.concatenate([kept, 121 + np.arange(extra) * 200])
+        order = np.random.RandomState(s + 5).permutation(len(labels))
+        labels = labels[order]
+        x = class_images(labels - 1, 1000, s + 2)[:, :, :16, :16]
+        keep = labels <= 120
+        out[split] = (x[keep], labels[keep] - 1)
+        rows = np.ascontiguousarray(x.reshape(len(x), 3 * 16 * 16))
+        if split == "train":  # the official train set is cut into ten batches
+            for i, part in enumerate(np.array_split(np.arange(len(x)), 10), start=1):
+                _pickle({"data": rows[part], "labels": [int(v) for v in labels[part]],
+                         "mean": rows.mean(0)}, os.path.join(folder, f"train_data_batch_{i}"))
+        else:
+            _pickle({"data": rows, "labels": [int(v) for v in labels]},
+                    os.path.join(folder, "val_data"))
+    return out
+
+
 def write_all(root):
-    """All three datasets under one folder; returns {name: what write_<name> returned}."""
+    """All four datasets under one folder; returns {name: what write_<name> returned}."""
     return {"cifar10": write_cifar10(root), "cifar100": write_cifar100(root),
-            "svhn": write_svhn(root)}
+            "svhn": write_svhn(root), "imagenet16": write_imagenet16(root)}
 
 
 def tiny_supernet(space_name="s2", seed=0):

@@ -116,6 +116,10 @@ def test_decision_timeline_perturbation(tmp_path, pt_records):
     tuned = [dict(r, valid_acc_after=50.0 + r["round"]) for r in pt_records]
     tall = assert_png(plots.decision_timeline(tuned, tmp_path / "tuned.png"))
     assert tall.shape[0] > short.shape[0]
+    # a benchmark lookup per decision alone also opens the panel, and draws into it
+    judged = [dict(r, bench_test_acc=60.0 + r["step"]) for r in pt_records]
+    bench = assert_png(plots.decision_timeline(judged, tmp_path / "bench.png"))
+    assert bench.shape == tall.shape and not np.array_equal(bench, tall)
 
 
 def test_decision_timeline_empty(tmp_path):

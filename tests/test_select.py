@@ -7,12 +7,12 @@ from runner.selection.criteria import Magnitude, Perturbation
 from runner.data.datasets import Dataset
 from runner.methods.darts import Darts
 from runner.training.search import search
-from runner.selection.select import genotype_from_decisions, select
+from runner.selection.select import decision_epochs, genotype_from_decisions, select
 from runner.training.loops import Loop
 from spaces.cell import SearchSpace, magnitude_parse
 from spaces.darts import DARTS
 from spaces.darts.space import NUM_EDGES, TYPES as CELLS
-from spaces.supernet import Supernet
+from spaces.supernet import OPEN, Supernet
 from memory_tracker import MemoryTracker
 
 from fixtures import tiny_images, tiny_supernet
@@ -219,3 +219,41 @@ def test_genotype_comes_from_the_decision_state():
                         ("sep_conv_3x3", 1), ("sep_conv_3x3", 2), ("skip_connect", 3),
                         ("skip_connect", 3), ("sep_conv_3x3", 4))
     assert g == net.genotype()  # the parse of one-hot rows agrees
+
+
+def test_decision_epochs_follow_the_reference_schedules():
+    # darts-pt sota: 17 rounds on the DARTS cell, 5 apart, one tuning epoch after the last
+    starts, total = decision_epochs(17, 5, "sota")
+    assert starts == list(range(0, 81, 5)) and total == 81
+    # darts-pt nasbench201/projection.py: the last gap is 4 epochs
+    assert decision_epochs(6, 5, "nb201") == ([0, 5, 10, 15, 20, 24], 25)
+    assert decision_epochs(6, 0, "nb201") == ([0] * 6, 0)
+    assert decision_epochs(1, 5, "nb201") == ([0], 1)
+    with pytest.raises(ValueError, match="select.schedule"):
+        decision_epochs(6, 5, "nb-201")
+
+
+class CountingDarts(Darts):
+    """Records, at each tuning epoch, how many edges of the first cell type are decided."""
+
+    def begin_epoch(self, net, epoch, total, phase):
+        if phase == "tune":
+            self.seen.append((epoch, total, sum(d != OPEN for d in net.decisions()[0])))
+        super().begin_epoch(net, epoch, total, phase)
+
+
+@pytest.mark.parametrize("schedule", ["sota", "nb201"])
+def test_selection_tunes_the_scheduled_epochs_between_decisions(schedule):
+    net, data = tiny_supernet("s2"), tiny_images(n=16)
+    method = CountingDarts()
+    method.setup(net)
+    method.seen = []
+    run_select_with = dict(criterion=Magnitude(), tune_epochs=2, batch_size=8, schedule=schedule)
+    select(net, method, data, MemoryTracker(), torch.Generator().manual_seed(0), 0,
+           **run_select_with)
+    starts, total = decision_epochs(17, 2, schedule)
+    assert [s[0] for s in method.seen] == list(range(total))
+    assert {s[1] for s in method.seen} == {total}
+    # edges decided so far at each epoch: one more per round until all 14 are fixed
+    decided = [min(14, 1 + sum(ep >= s for s in starts[1:])) for ep in range(total)]
+    assert [s[2] for s in method.seen] == decided

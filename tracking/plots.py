@@ -191,7 +191,8 @@ def decision_timeline(records, path, cell_types=None):
     `selection/decisions.json`, or rows of `records_table`). Top: each candidate's masked accuracy (perturbation) or softmax
     weight (magnitude) per decision; hollow circles are candidates, filled stars the kept op
     or edges; one colour per cell type (`cell_types`, the space's order). Bottom (when any is
-    finite): the supernet's valid accuracy after each round's tuning.
+    finite): the supernet's valid accuracy after each round's tuning and, on a family with a
+    benchmark, the benchmark test accuracy of the cell each decision state gives.
     """
     recs = [_record(r) for r in records]
     if not recs:
@@ -200,7 +201,8 @@ def decision_timeline(records, path, cell_types=None):
     entries = [_candidate_scores(r) for r in recs]
     metrics = {m for es in entries for *_, m in es}
     after = [r.get("valid_acc_after") for r in recs]
-    has_after = any(_finite(v) for v in after)
+    bench = [r.get("bench_test_acc") for r in recs]
+    has_after = any(_finite(v) for v in after + bench)
     fig = _figure(max(8.0, 0.32 * len(recs) + 2), 6.5 if has_after else 4.5)
     axes = fig.subplots(2 if has_after else 1, 1, sharex=True, squeeze=False,
                         height_ratios=[2, 1] if has_after else None)[:, 0]
@@ -239,9 +241,13 @@ def decision_timeline(records, path, cell_types=None):
     ax.set_title("selection decisions: " + " / ".join(what[m] for m in sorted(metrics))
                  + " per candidate")
     if has_after:
-        axes[1].plot(x, [v if _finite(v) else np.nan for v in after], marker="o",
-                     markersize=3, color="tab:green")
-        axes[1].set_ylabel("valid acc after\ntune (%)")
+        for values, colour, label in ((after, "tab:green", "supernet valid acc after tune"),
+                                      (bench, "tab:purple", "benchmark test acc of the cell")):
+            if any(_finite(v) for v in values):
+                axes[1].plot(x, [v if _finite(v) else np.nan for v in values], marker="o",
+                             markersize=3, color=colour, label=label)
+        axes[1].set_ylabel("accuracy (%)")
+        axes[1].legend(fontsize=7, loc="best")
     labels = [f"{r['cell'][0].upper()} {'e' if r['kind'] == 'op' else 'n'}{r['where']}"
               for r in recs]
     axes[-1].set_xticks(x, labels, rotation=90, fontsize=7)

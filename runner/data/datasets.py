@@ -8,7 +8,7 @@ import gin
 import numpy as np
 import torch
 
-from runner.data import augment
+from runner.data import augment, imagenet16
 
 
 class DataError(RuntimeError):
@@ -21,14 +21,21 @@ STATS = {
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), True),
     "svhn": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970), True),  # HFlip kept, as darts-pt
     "digits": ((0.3,), (0.38,), False),
+    # ImageNet16-120: NAS-Bench-201's statistics, given there in 0..255 units
+    "imagenet16": (tuple(v / 255 for v in (122.68, 116.66, 104.01)),
+                   tuple(v / 255 for v in (63.22, 61.26, 65.09)), True),
 }
-NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "svhn": 10, "digits": 10}
+NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "svhn": 10, "digits": 10,
+               "imagenet16": imagenet16.CLASSES}
 FILES = {
     "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)]
                 + ["test_batch", "batches.meta"]),
     "cifar100": ("cifar-100-python", ["train", "test", "meta"]),
     "svhn": ("svhn", ["train_32x32.mat", "test_32x32.mat"]),
+    "imagenet16": (imagenet16.FOLDER, imagenet16.TRAIN + [imagenet16.VAL]),
 }
+# the random crop's zero padding per dataset (darts-pt: 4 for 32x32 images, 2 for 16x16 ones)
+PAD = {"digits": 2, "imagenet16": 2}
 
 
 class HostImages:
@@ -124,15 +131,19 @@ def check_files(name, root):
     where = os.path.join(root, folder)
     missing = [f for f in files if not os.path.isfile(os.path.join(where, f))]
     if missing:
+        get = ("get them from the NAS-Bench-201 authors (no automatic download)"
+               if name == "imagenet16" else "download them with --bind 'dataset.download = True'")
         raise DataError(
             f"{name} files not found in {os.path.abspath(where)}: {', '.join(missing)}; "
-            f"download them with --bind 'dataset.download = True' or point "
+            f"{get} or point "
             f"--bind 'dataset.root = \"/path/to/data\"' at a folder holding {folder}/")
 
 
 def _torchvision(name, root, download, verify_md5):
     import torchvision.datasets as tvd
 
+    if name == "imagenet16":  # no torchvision class: read the official pickles directly
+        return imagenet16.load(root, verify_md5)
     cls = {"cifar10": tvd.CIFAR10, "cifar100": tvd.CIFAR100, "svhn": tvd.SVHN}[name]
     if not verify_md5:
         cls = _without_md5(cls)
@@ -171,10 +182,11 @@ def _digits(test_size=300):
 @gin.configurable
 def dataset(name=gin.REQUIRED, root="data", download=False, verify_md5=True, pad=None,
             device="cpu", limit=None, placement="auto"):
-    """Load `name` (cifar10, cifar100, svhn, digits) onto `device`.
+    """Load `name` (cifar10, cifar100, svhn, imagenet16 = ImageNet16-120, digits) onto `device`.
 
     limit: at most this many images per split (None: all). pad: zero padding of the random
-    crop (None: the dataset's default, 4 pixels, 2 for the 8x8 digits; 0: no crop).
+    crop (None: the dataset's default, 4 pixels, 2 for the 16x16 digits and ImageNet16;
+    0: no crop).
 
     placement: 'device' keeps the uint8 images on `device`; 'host' keeps them in host memory
     and copies each batch over (HostImages); 'auto' = 'device' when they take at most a
@@ -187,7 +199,7 @@ def dataset(name=gin.REQUIRED, root="data", download=False, verify_md5=True, pad
     if name == "digits":
         arrays = _digits()
     else:
-        if not download:
+        if not download or name == "imagenet16":
             check_files(name, root)
         try:
             arrays = _torchvision(name, root, download, verify_md5)
@@ -205,4 +217,4 @@ def dataset(name=gin.REQUIRED, root="data", download=False, verify_md5=True, pad
     return Dataset(name, tx, ty.long().to(device), vx, vy.long().to(device),
                    torch.tensor(mean, device=device).view(shape),
                    torch.tensor(std, device=device).view(shape), flip,
-                   pad if pad is not None else (2 if name == "digits" else 4), NUM_CLASSES[name])
+                   pad if pad is not None else PAD.get(name, 4), NUM_CLASSES[name])

@@ -2,8 +2,7 @@
 
 Rounds of decisions, each deciding one item per cell type: first an open edge's op (operation
 test), then, once a cell has no open edge, the inputs a node keeps (topology test; none when the
-family's topology is fixed). `tune_epochs` fine-tuning epochs follow each round; one more
-follows the last (darts-pt pt_project; on the DARTS cell 17 rounds, 5 * 16 + 1 = 81 epochs).
+family's topology is fixed). Fine-tuning epochs between rounds follow `decision_epochs`.
 Magnitude with 0 tune epochs is the classic parse.
 """
 import time
@@ -12,6 +11,7 @@ import gin
 import numpy as np
 import torch
 
+from runner.benchmark import decision_columns
 from runner.training import checkpoint, rng
 from runner.selection.criteria import Magnitude, Perturbation  # noqa: F401  (gin configurables)
 from runner.training.loops import Loop, Meter, evaluate, shuffled_batches
@@ -82,6 +82,25 @@ def decide(net, cell, criterion, loop, rng):
     return rec
 
 
+SCHEDULES = ("sota", "nb201")
+
+
+def decision_epochs(rounds, interval, schedule="sota"):
+    """(tune epoch at which each round decides, total tune epochs).
+
+    Rounds are `interval` epochs apart and one tuning epoch follows the last. 'sota' is darts-pt
+    sota/cnn (DARTS cell: 17 rounds at 0, 5, ..., 80 of 81 epochs); 'nb201' is darts-pt
+    nasbench201/projection.py, whose last gap is one epoch shorter (6 rounds at 0, 5, 10, 15,
+    20, 24 of 25 epochs). With interval 0 nothing is tuned.
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"select.schedule must be one of {SCHEDULES}, not {schedule!r}")
+    starts = [interval * r for r in range(rounds)]
+    if schedule == "nb201" and interval > 1 and rounds > 1:
+        starts[-1] -= 1
+    return starts, (starts[-1] + 1 if interval and rounds else 0)
+
+
 def tune_epoch(loop, train_idx):
     """One proper pass over the weight half; a fresh valid batch per alpha step (darts-pt)."""
     loop.net.train()
@@ -104,21 +123,31 @@ def source_run():
     return gin.get_bindings("select").get("from_run")
 
 
+def source_epoch():
+    """The search epoch of `select.from_run`'s supernet to select from (None: its last)."""
+    return gin.get_bindings("select").get("from_epoch")
+
+
 @gin.configurable(denylist=["net", "method", "data", "tracker", "gen", "seed", "ckpt_path",
-                            "resume"])
-def select(net, method, data, tracker, gen, seed, ckpt_path=None, resume=None,
+                            "resume", "judge"])
+def select(net, method, data, tracker, gen, seed, ckpt_path=None, resume=None, judge=None,
            criterion=gin.REQUIRED, tune_epochs=5, tune_lr=0.0025, tune_momentum=0.9,
            tune_weight_decay=3e-4, batch_size=64, grad_clip=5.0, train_portion=0.5,
-           edge_order="random", edge_order_seed=None, from_run=None):
+           edge_order="random", edge_order_seed=None, schedule="sota", from_run=None,
+           from_epoch=None):
     """Decide every open edge and node of every cell type; returns (genotype, records).
 
     tune_epochs: fine-tuning epochs after each round (0: none; with Magnitude that is the
     classic parse). edge_order_seed: seed of the edge-order generator (None: the run's seed).
-    from_run: an MLflow run id whose trained supernet is selected from (None: this run's).
+    schedule: 'sota' or 'nb201' spacing of the rounds (see decision_epochs).
+    from_run: an MLflow run id whose trained supernet is selected from (None: this run's);
+    from_epoch: its supernet after that search epoch (a `search.keep_every` snapshot; None:
+    after the last).
     A checkpoint is written after every round, before its decisions are logged; `resume` is
-    such a checkpoint to continue from.
+    such a checkpoint to continue from. judge: genotype -> benchmark numbers (runner.benchmark),
+    asked after every round for the cell the decision state gives.
     """
-    del from_run  # read by the experiment before search (see source_run)
+    del from_run, from_epoch  # read by the experiment before search (see source_run)
     if edge_order not in ("random", "fixed"):
         raise ValueError(f"select.edge_order must be 'random' or 'fixed', not {edge_order!r}")
     # dedicated edge-order generator: same supernet + seed -> same order (darts-pt uses np.random)
@@ -136,19 +165,20 @@ def select(net, method, data, tracker, gen, seed, ckpt_path=None, resume=None,
     if resume is not None:
         records, start = resume_from(resume, net, method, opt, gen, order_rng, tracker)
     rounds = start + num_rounds(net)
-    total_tune = tune_epochs * rounds + (1 if tune_epochs else 0)
+    starts, total_tune = decision_epochs(rounds, tune_epochs, schedule)
     for r in range(start, rounds):
         new = [dict(decide(net, cell, criterion, loop, order_rng), round=r)
                for cell in net.space.cell.types if open_edges(net, cell) or open_nodes(net, cell)]
-        for t in range(tune_epochs + (1 if r == rounds - 1 and tune_epochs else 0)):
-            method.begin_epoch(net, r * tune_epochs + t, total_tune, "tune")
+        for ep in range(starts[r], starts[r + 1] if r + 1 < rounds else total_tune):
+            method.begin_epoch(net, ep, total_tune, "tune")
             tune_epoch(loop, train_idx)
-            method.end_epoch(net, r * tune_epochs + t, "tune")
+            method.end_epoch(net, ep, "tune")
         after = (evaluate(net, data, data.train_x[valid_idx], data.train_y[valid_idx])["eval_acc"]
                  if tune_epochs else float("nan"))
-        geno = str(net.genotype())
+        geno = net.genotype()  # decided edges as decided, magnitude on the open ones
+        found = decision_columns(judge(geno)) if judge else {}
         for rec in new:
-            rec.update(valid_acc_after=after, genotype=geno, step=len(records))
+            rec.update(valid_acc_after=after, genotype=str(geno), step=len(records), **found)
             records.append(rec)
         if ckpt_path:
             checkpoint.save({"meta": checkpoint.meta(net, method), "net": net.state_dict(),
@@ -179,6 +209,7 @@ def decision_metrics(rec, spec):
     the decisions table."""
     m = {"select/seconds": rec["seconds"], "select/valid_acc_after": rec["valid_acc_after"],
          "select/cell_type": float(spec.type_index(rec["cell"]))}
+    m.update({f"select/{k}": v for k, v in rec.items() if k.startswith("bench_")})
     if rec["kind"] == "op":
         k = rec["candidates"].index(rec["chosen"])
         for key, v in (rec["scores"][k] or {}).items():
@@ -195,6 +226,7 @@ def records_table(records):
         row = {k: json.dumps(r[k]) if k == "chosen" else r[k]
                for k in ("step", "round", "kind", "cell", "where", "chosen", "valid_acc_after",
                          "genotype", "seconds")}
+        row.update({k: v for k, v in r.items() if k.startswith("bench_")})
         row["candidates"] = json.dumps(r["candidates"])
         row["scores"] = json.dumps(r["scores"])
         if r["kind"] == "op":

@@ -2,6 +2,8 @@
 
 Cosine SGD on weights, the method's alpha step, per-epoch logs.
 """
+import os
+import shutil
 import time
 
 import gin
@@ -59,11 +61,12 @@ def resume_from(state, net, w_opt, sched, method, gen, tracker):
 @gin.configurable(denylist=["net", "method", "data", "tracker", "gen", "ckpt_path", "resume"])
 def search(net, method, data, tracker, gen, ckpt_path, resume=None, epochs=50, batch_size=64,
            lr=0.025, lr_min=0.001, momentum=0.9, weight_decay=3e-4, grad_clip=5.0,
-           train_portion=0.5, sample_with_replacement=True, eval_valid=True):
+           train_portion=0.5, sample_with_replacement=True, eval_valid=True, keep_every=0):
     """Train the supernet for `epochs`; returns the per-epoch alphas [epochs, types, edges, K].
 
     epochs = 0 trains nothing: selection then starts from the initial supernet. A checkpoint is written at every epoch boundary, before that epoch's metrics are logged;
-    `resume` is such a checkpoint to continue from.
+    `resume` is such a checkpoint to continue from. keep_every k > 0 also keeps a copy after
+    epochs k, 2k, ... (`search_epoch<k>.pt` beside it), for selection from mid-search supernets.
     """
     mode = precision(device_of(net))
     mode.model(net)  # channels_last before the optimiser sees the parameters
@@ -103,6 +106,9 @@ def search(net, method, data, tracker, gen, ckpt_path, resume=None, epochs=50, b
                              "method": method.state_dict(), "rng": rng.capture(gen),
                              "alphas": torch.from_numpy(np.stack(alphas)), "metrics": metrics},
                             ckpt_path)
+            if keep_every and (epoch + 1) % keep_every == 0:
+                shutil.copyfile(ckpt_path, os.path.join(os.path.dirname(ckpt_path),
+                                                        f"search_epoch{epoch + 1}.pt"))
         tracker.metrics(metrics, step=epoch)
         print(f"search {epoch + 1}/{epochs}  train_acc {metrics['search/train_acc']:.2f}  "
               f"valid_acc {metrics.get('search/valid_acc', float('nan')):.2f}  "

@@ -2,7 +2,8 @@
 
 Importing it registers the space (spaces.cell.get_space).
 """
-from spaces.cell import Family, SearchSpace, register
+from spaces.cell import Benchmark, Family, SearchSpace, register
+from spaces.nb201 import benchmark
 from spaces.nb201.genotype import Structure, from_genes
 from spaces.nb201.network import Network, param_size
 from spaces.nb201.space import CELL, OPS
@@ -14,10 +15,17 @@ def network(structure, num_classes, in_channels, C=16, layers=5, auxiliary=False
     return Network(structure, C, layers, num_classes, in_channels)
 
 
+# the benchmark's cells are this family's structure strings (spec of the table: benchmark.py)
+BENCHMARK = Benchmark(name="NAS-Bench-201", load=benchmark.Table.load,
+                      datasets=benchmark.BENCH_DATASET,
+                      default_table=benchmark.default_table_path(),
+                      make=benchmark.convert_command(benchmark.default_table_path()))
+
 NB201 = Family(name="nb201", cell=CELL, supernet=Nb201Supernet,
                genotype=lambda space, genes: from_genes(genes), parse_genotype=Structure.parse,
                param_size=lambda g, num_classes: param_size(g, num_classes),
-               param_size_label="NAS-Bench-201 C16/N5", network=network)
+               param_size_label="NAS-Bench-201 C16/N5", network=network,
+               benchmark=BENCHMARK)
 
 # the paper reports NAS-Bench-201 as mean ± std over seeds (Table 4)
 register(SearchSpace("nb201", NB201, ((OPS,) * CELL.num_edges,), headline="mean"))
