@@ -1,4 +1,5 @@
-"""Our side of bench/perf.py: search step, PT scoring pass and retrain step, timed.
+"""Our side of bench/perf.py: search step, PT scoring pass and retrain step, timed; the
+NAS-Bench-201 supernet's search step and PT scoring of one edge.
 
 Each runs this project's own code path (runner.training.search.train_step,
 Perturbation.measure and measure_all, runner.training.retrain.train_epoch) on synthetic
@@ -54,18 +55,14 @@ def images(n, device, seed=0):
                    torch.tensor(std, device=device).view(view), True, 4, 10)
 
 
-def supernet(a, device, search_only=False):
-    """Search step and PT scoring times of our supernet with the current gin bindings."""
+def searching(net, a, device):
+    """`net` set up as the search loop has it (precision, first-order DARTS, SGD on the
+    weights, synthetic data on the device); returns (loop, one search step)."""
     from runner.methods.darts import Darts
-    from runner.selection.criteria import Perturbation
     from runner.training.loops import Loop, Meter
     from runner.training.precision import precision
     from runner.training.search import train_step
-    from spaces.cell import get_space
-    from spaces.darts.supernet import DartsSupernet
 
-    torch.manual_seed(0)
-    net = DartsSupernet(get_space("darts"), C=a.C, layers=a.layers, num_classes=10).to(device)
     mode = precision(device)
     mode.model(net)
     method = Darts()
@@ -81,6 +78,18 @@ def supernet(a, device, search_only=False):
         ti = train_idx[torch.randperm(train_idx.numel(), device=device, generator=gen)[:a.batch]]
         train_step(loop, ti, Meter())
 
+    return loop, step
+
+
+def supernet(a, device, search_only=False):
+    """Search step and PT scoring times of our supernet with the current gin bindings."""
+    from runner.selection.criteria import Perturbation
+    from spaces.cell import get_space
+    from spaces.darts.supernet import DartsSupernet
+
+    torch.manual_seed(0)
+    net = DartsSupernet(get_space("darts"), C=a.C, layers=a.layers, num_classes=10).to(device)
+    loop, step = searching(net, a, device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     out = {"search_step_s": timed(step, a.steps, device)}
@@ -95,6 +104,27 @@ def supernet(a, device, search_only=False):
     masks = [[("normal", 0, k)] for k in range(K)]
     out["pt_grouped_s"] = timed(lambda: many.measure_all(net, loop, masks), a.steps,
                                 device) / (K * a.eval_batches)
+    return out
+
+
+def nb201(a, device):
+    """The NAS-Bench-201 supernet (C a.nb201_C, N a.nb201_layers): one search step as
+    `supernet`'s, and the PT operation test of one undecided edge (edge 0, '1<-0'): its 5 ops
+    masked in turn (`none` included), each scored on a.eval_batches batches, through
+    Perturbation.op_scores, one mask per pass and `masks_per_pass = 5`."""
+    from runner.selection.criteria import Perturbation
+    from spaces.cell import get_space
+
+    torch.manual_seed(0)
+    space = get_space("nb201")
+    net = space.family.supernet(space, 1e-3, C=a.nb201_C, layers=a.nb201_layers, num_classes=10,
+                                in_channels=3).to(device)
+    loop, step = searching(net, a, device)
+    out = {"nb201_search_step_s": timed(step, a.steps, device)}
+    K, subset = net.space.num_ops, a.batch * a.eval_batches
+    for key, per_pass in (("nb201_pt_edge_s", 1), ("nb201_pt_edge_grouped_s", K)):
+        pt = Perturbation(subset=subset, batch_size=a.batch, masks_per_pass=per_pass)
+        out[key] = timed(lambda: pt.op_scores(net, "cell", 0, loop), a.steps, device)
     return out
 
 

@@ -61,10 +61,16 @@ def main(argv=None):
 
         args.gin = parse_config(args.gin, bindings)
         signal.signal(signal.SIGTERM, _terminate)  # preemption: mark the run KILLED
+        from runner.analysis.trajectory import is_trajectory
+
         if is_sweep():
             from runner.sweeps.sweep import sweep
 
             summary = sweep(gin_files=args.gin, bindings=args.bind, argv=argv)
+        elif is_trajectory():
+            from runner.analysis.trajectory import trajectory
+
+            summary = trajectory(gin_files=args.gin, bindings=args.bind, resume=args.resume)
         else:
             from runner.experiment import run
 
@@ -98,6 +104,11 @@ def print_summary(s):
                 if "best_trial" in s else "")
         print(f"\nsweep {s['study']}: {s['n_complete']} trials complete, {s['n_fail']} failed"
               f"{best}")
+    elif "trajectory" in s:
+        for r in s["trajectory"]:
+            acc = f"{r['test_acc']:.2f} %" if "test_acc" in r else "n/a (no lookup)"
+            print(f"epoch {r['supernet_epoch']:4d}  {r['selector']:10s} benchmark test acc {acc}"
+                  f"  {r['genotype']}")
     elif "seeds" in s:
         for seed, r in s["seeds"].items():
             print(f"seed {seed}: run {r['run_id']}  test error {r.get('test_error', 'n/a')}")

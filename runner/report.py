@@ -3,7 +3,9 @@
 Protocol table: per (space, dataset, method, selector), final test error over seeds as best-of-N
 and mean ± std (sample std, ddof=1). The paper reports one number per cell for S1-S4 (the best
 of its runs, paper Table 3) and mean ± std plus the best for the DARTS space (paper Table 2): the
-`headline` column says which. Sweep table: one row per trial. Markdown and CSV.
+`headline` column says which. Benchmark table (NAS-Bench-201): the benchmark test accuracy of
+the selected cell, mean ± std over seeds (paper Table 4), with valid accuracy and rank. Sweep
+table: one row per trial. Markdown and CSV.
 """
 import argparse
 import json
@@ -11,6 +13,8 @@ import os
 import sys
 
 KEYS = ["space", "dataset", "method", "selector"]
+TAGS = ["seed", "sweep_study", "sweep_trial", "trajectory_epoch"]
+BENCH = ["test_acc", "valid_acc", "rank"]
 
 
 def runs_frame(client, experiments):
@@ -26,11 +30,12 @@ def runs_frame(client, experiments):
     rows = []
     for r in client.search_runs(ids, "attributes.status = 'FINISHED'", max_results=50000):
         t, m = r.data.tags, r.data.metrics
-        rows.append({**{k: t.get(k) for k in KEYS + ["seed", "sweep_study", "sweep_trial"]},
+        rows.append({**{k: t.get(k) for k in KEYS + TAGS},
                      "sweep_params": t.get("sweep_params"), "test_error": m.get("test_error"),
+                     **{f"bench_{k}": m.get(f"bench/{k}") for k in BENCH},
                      "run_id": r.info.run_id})
-    return pd.DataFrame(rows, columns=KEYS + ["seed", "sweep_study", "sweep_trial",
-                                              "sweep_params", "test_error", "run_id"])
+    return pd.DataFrame(rows, columns=KEYS + TAGS + ["sweep_params", "test_error"]
+                        + [f"bench_{k}" for k in BENCH] + ["run_id"])
 
 
 def headline(space_name):
@@ -45,7 +50,7 @@ def protocol_table(df):
     """Best-of-N and mean ± std of final test error per configuration (sweep trials apart)."""
     import pandas as pd
 
-    done = df[df.test_error.notna() & df.sweep_study.isna()]
+    done = df[df.test_error.notna() & df.sweep_study.isna() & df.trajectory_epoch.isna()]
     rows = []
     for key, g in done.groupby(KEYS, sort=True, dropna=False):
         err = g.test_error.astype(float)
@@ -56,6 +61,27 @@ def protocol_table(df):
                                   else f"mean ± std of {len(err)}"),
                      "seeds": " ".join(sorted(str(s) for s in g.seed))})
     return pd.DataFrame(rows, columns=KEYS + ["N", "best", "mean", "std", "headline", "seeds"])
+
+
+def benchmark_table(df):
+    """Benchmark accuracy of the selected cell per configuration: mean ± std (ddof=1) over
+    seeds of the test accuracy, the best, mean valid accuracy and mean rank. Sweep trials and
+    trajectory points (selections from mid-search supernets) are left out."""
+    import pandas as pd
+
+    done = df[df.bench_test_acc.notna() & df.sweep_study.isna() & df.trajectory_epoch.isna()]
+    cols = KEYS + ["N", "test_acc_mean", "test_acc_std", "test_acc_best", "valid_acc_mean",
+                   "rank_mean", "seeds"]
+    rows = []
+    for key, g in done.groupby(KEYS, sort=True, dropna=False):
+        acc = g.bench_test_acc.astype(float)
+        rows.append({**dict(zip(KEYS, key)), "N": len(acc), "test_acc_mean": float(acc.mean()),
+                     "test_acc_std": float(acc.std(ddof=1)) if len(acc) > 1 else float("nan"),
+                     "test_acc_best": float(acc.max()),
+                     "valid_acc_mean": float(g.bench_valid_acc.astype(float).mean()),
+                     "rank_mean": float(g.bench_rank.astype(float).mean()),
+                     "seeds": " ".join(sorted(str(s) for s in g.seed))})
+    return pd.DataFrame(rows, columns=cols)
 
 
 def sweep_table(df):
@@ -105,7 +131,8 @@ def report(experiments, out="reports", log=True):
     tracker = Tracker()
     tracker.check()
     df = runs_frame(tracker.client, experiments)
-    tables = {"protocol": protocol_table(df), "sweeps": sweep_table(df)}
+    tables = {"protocol": protocol_table(df), "benchmark": benchmark_table(df),
+              "sweeps": sweep_table(df)}
     for name, table in tables.items():
         print(f"## {name}\n\n{markdown(table)}")
     paths = write_tables(tables, out)

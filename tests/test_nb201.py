@@ -16,6 +16,7 @@ from spaces.cell import get_space
 from spaces.nb201.genotype import Structure
 from spaces.nb201.network import param_size
 from spaces.nb201.space import CELL, OPS
+from spaces.supernet import Supernet
 
 from fixtures import tiny_images
 from helpers import GIN_DIR, ROOT, run_cli, tiny_argv
@@ -132,3 +133,39 @@ def test_the_runner_searches_and_selects_nb201(data_root, tracking, capsys, clea
     assert f"genotype: {tags['genotype']}" in out and "NAS-Bench-201 C16/N5" in out
     history = tracking.get_metric_history(run.info.run_id, "select/cell_type")
     assert sorted(m.step for m in history) == list(range(6))
+
+
+class Nb201Toy(Supernet):
+    """NB201 decision state and masking with a known answer: logits = (sum over computed ops of
+    w * usefulness) * onehot(label) + noise. Removing op k of an edge lowers the class signal by
+    w_k * u_k, so PT must pick the op with the largest w * u; `none` (u = 0) only when every
+    other op of the edge is harmful (u < 0)."""
+
+    def __init__(self, usefulness):
+        super().__init__(SPACE, alpha_init_std=0.0, usefulness=usefulness)
+
+    def build(self, usefulness):
+        self.u = usefulness  # [1, 6, 5]
+
+    def forward(self, x, weights=None, active=None):
+        w = self.mixing_weights() if weights is None else weights
+        active = self.active_ops() if active is None else active
+        signal = 1.0 + sum(w[0, e, k] * self.u[0, e, k] for e in range(6) for k in active[0][e])
+        return signal * x[:, :10] + x[:, 10:]
+
+
+@pytest.mark.parametrize("crit", ["acc", "loss"])
+def test_pt_on_nb201_picks_the_op_whose_removal_hurts_most_none_included(crit):
+    from test_select import ctx, toy_data
+
+    u = torch.zeros(1, 6, 5)
+    u[0, 2] = torch.tensor([0.0, 0.5, 1.0, 8.0, 0.2])  # nor_conv_3x3 carries edge 2's signal
+    u[0, 4] = torch.tensor([0.0, -3.0, -2.0, -4.0, -1.0])  # every real op harms edge 4
+    net, data = Nb201Toy(u), toy_data()
+    pt = Perturbation(crit=crit, batch_size=256)
+    for edge, expected in ((2, OPS.index("nor_conv_3x3")), (4, OPS.index("none"))):
+        scores = pt.op_scores(net, "cell", edge, ctx(data))
+        assert pt.choose_op(net, "cell", edge, scores) == expected, [s[crit] for s in scores]
+    # masking `none` leaves the output as it is: its score is the unmasked supernet's
+    unmasked = pt.op_scores(net, "cell", 4, ctx(data))[0]
+    assert unmasked[crit] == pytest.approx(pt.measure(net, ctx(data), [])[crit])

@@ -333,3 +333,15 @@ def test_fixture_structures_are_nb201_cells():
     every = set(fx.all_structures())
     assert len(every) == 5 ** 6 and set(fx.CELLS) <= every
     assert next(itertools.islice(fx.all_structures(), 0, None)) == fx.ALL_NONE
+
+
+@pytest.mark.parametrize("cell", sorted(fx.PUBLISHED_PARAMS))
+def test_discrete_network_has_the_benchmarks_parameter_count(table, cell):
+    """The benchmark's own counts of its smallest and largest cells, read through the converted
+    table, equal the discrete network's parameters for 10, 100 and 120 classes."""
+    from spaces.nb201.genotype import Structure
+    from spaces.nb201.network import param_size
+
+    for dataset, classes in (("cifar10", 10), ("cifar100", 100), ("imagenet16", 120)):
+        want = table.lookup(cell, dataset)["params"]
+        assert param_size(Structure.parse(cell), classes) / 1e6 == pytest.approx(want, abs=1e-6)

@@ -65,7 +65,49 @@ def test_report_gives_the_hand_computed_best_and_mean_std(tracking, tmp_path, ca
     exp = tracking.get_experiment_by_name("paper").experiment_id
     (rep,) = tracking.search_runs([exp], "tags.`mlflow.runName` = 'report'")
     logged = {f.path for f in tracking.list_artifacts(rep.info.run_id, "report")}
-    assert logged == {f"report/{n}.{e}" for n in ("protocol", "sweeps") for e in ("csv", "md")}
+    assert logged == {f"report/{n}.{e}" for n in ("protocol", "benchmark", "sweeps")
+                      for e in ("csv", "md")}
+
+
+# (dataset, method, selector) -> NAS-Bench-201 (test acc, valid acc, rank) of seeds 0, 1, ...
+BENCH = {("cifar10", "darts", "pt"): [(88.1, 87.9, 900), (86.5, 86.0, 1500), (90.2, 89.8, 300)],
+         ("cifar10", "fix_alpha", "pt"): [(93.8, 91.5, 10), (93.4, 91.2, 40)],
+         ("cifar100", "darts", "magnitude"): [(15.6, 15.4, 15000)]}
+
+
+def test_report_gives_nb201_rows_mean_std_over_seeds(tracking, tmp_path):
+    exp = tracking.create_experiment("nb201")
+    for (data, method, selector), results in BENCH.items():
+        for seed, (test, valid, rank) in enumerate(results):
+            run = tracking.create_run(exp, tags={"space": "nb201", "dataset": data,
+                                                 "method": method, "selector": selector,
+                                                 "seed": str(seed)})
+            for k, v in (("test_acc", test), ("valid_acc", valid), ("rank", rank)):
+                tracking.log_metric(run.info.run_id, f"bench/{k}", v)
+            tracking.set_terminated(run.info.run_id)
+    # a trajectory point (selection from a mid-search supernet) is not a seed of the protocol
+    run = tracking.create_run(exp, tags={"space": "nb201", "dataset": "cifar10", "method": "darts",
+                                         "selector": "pt", "seed": "0", "trajectory_epoch": "10"})
+    tracking.log_metric(run.info.run_id, "bench/test_acc", 1.0)
+    tracking.set_terminated(run.info.run_id)
+    assert main(["report", "--experiment", "nb201", "--out", str(tmp_path), "--no-log"]) == 0
+    table = pd.read_csv(tmp_path / "benchmark.csv")
+    assert len(table) == len(BENCH)
+    assert pd.read_csv(tmp_path / "protocol.csv").empty  # no retrain: no test error rows
+    for (data, method, selector), results in BENCH.items():
+        (row,) = table[(table.dataset == data) & (table.method == method)
+                       & (table.selector == selector)].itertuples()
+        test = [r[0] for r in results]
+        n, mean = len(test), sum(test) / len(test)
+        assert (row.space, row.N, row.test_acc_best) == ("nb201", n, max(test))
+        assert row.test_acc_mean == pytest.approx(mean)
+        if n > 1:
+            std = math.sqrt(sum((t - mean) ** 2 for t in test) / (n - 1))
+            assert row.test_acc_std == pytest.approx(std)
+        else:
+            assert math.isnan(row.test_acc_std)
+        assert row.valid_acc_mean == pytest.approx(sum(r[1] for r in results) / n)
+        assert row.rank_mean == pytest.approx(sum(r[2] for r in results) / n)
 
 
 def test_report_names_an_unknown_experiment(tracking, capsys):

@@ -256,6 +256,26 @@ def decision_timeline(records, path, cell_types=None):
     return _save(fig, path)
 
 
+def selection_trajectory(rows, path):
+    """Benchmark test accuracy of the selected cell against the supernet epoch it was
+    selected from, one line per selector (paper Figure 4). rows: dicts with supernet_epoch,
+    selector and (when the benchmark was looked up) test_acc."""
+    rows = [r for r in rows if _finite(r.get("test_acc"))]
+    if not rows:
+        return _message(path, "selection over supernet epochs", "no benchmark lookups")
+    fig = _figure(6.5, 4.2)
+    ax = fig.add_subplot()
+    for i, sel in enumerate(dict.fromkeys(r["selector"] for r in rows)):
+        pts = sorted((r["supernet_epoch"], r["test_acc"]) for r in rows if r["selector"] == sel)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=f"C{i}", label=sel)
+    ax.set_xlabel("supernet search epoch")
+    ax.set_ylabel("benchmark test accuracy (%)")
+    ax.set_title("selected cell over supernet training")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
 # --- 3. retrain curves -------------------------------------------------------------------
 def _pairs(values):
     """(steps, values) from (step, value) pairs or MLflow Metric objects, sorted by step."""

@@ -1,0 +1,1 @@
+"""The paper's analyses as experiments built from the runner's own runs (runner.experiment.run)."""
