@@ -1,12 +1,19 @@
-"""Speed and memory next to the reference: search step, PT scoring pass, retrain step.
+"""Speed and memory next to the reference: search step, PT scoring pass, retrain step; and
+the NAS-Bench-201 supernet's search step and PT scoring of one edge.
 
 Runs the reference first, each part in a subprocess with the same settings and torch threads:
-../shared/reference/bench_reference.py (search step, one BN-train forward pass) and
-bench/reference_retrain.py (the reference's retrain network); then ours (bench/ours.py) in
-this process. Without ../shared/reference (or --reference DIR) only our numbers are printed.
-Prints one markdown table with the ratios, the device and the settings.
+../shared/reference/bench_reference.py (search step, one BN-train forward pass),
+bench/reference_retrain.py (the reference's retrain network) and bench/reference_nb201.py
+(the reference's NAS-Bench-201 supernet, nasbench201/search_model_darts_proj.py); then ours
+(bench/ours.py) in this process. Without ../shared/reference (or --reference DIR) only our
+numbers are printed. Prints one markdown table with the ratios, the device and the settings.
 
     python bench/perf.py [--tiny] [--device auto|cpu|cuda] [--C 16 --layers 8 --batch 64 --steps 3]
+                         [--nb201-C 16 --nb201-layers 5]
+
+The NAS-Bench-201 rows use the same --batch, --steps and --eval-batches: the search step as
+the DARTS space's (first-order alpha step + weight step), and the PT operation test of one
+undecided edge (its 5 ops masked in turn, each scored on --eval-batches batches).
 
 Needs torch and gin-config only: without mlflow the logging row says so.
 
@@ -59,6 +66,8 @@ def reference(a, device):
     ref["rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     ref.update(run(BENCH / "reference_retrain.py", a.reference / "darts-pt", a.retrain_C,
                    a.retrain_layers, a.retrain_batch, a.steps, a.threads))
+    ref.update(run(BENCH / "reference_nb201.py", a.reference / "darts-pt", a.nb201_C,
+                   a.nb201_layers, a.batch, a.steps, a.eval_batches, a.threads))
     return ref
 
 
@@ -104,6 +113,12 @@ def table(a, device, mine, alt, ref):
         ref_batch)
     row(f"retrain step C{a.retrain_C}/L{a.retrain_layers}/batch {a.retrain_batch}, s",
         mine["retrain_step_s"], r.get("retrain_step_s"), "")
+    nb = f"NAS-Bench-201 C{a.nb201_C}/N{a.nb201_layers}"
+    row(f"{nb} search step, s", mine["nb201_search_step_s"], r.get("nb201_search_step_s"), "")
+    edge = f"{nb} PT scoring of one edge (5 masks × {a.eval_batches} batches)"
+    row(f"{edge}, one mask per pass, s", mine["nb201_pt_edge_s"], r.get("nb201_pt_edge_s"), "")
+    row(f"{edge}, `masks_per_pass = 5`, s", mine["nb201_pt_edge_grouped_s"],
+        r.get("nb201_pt_edge_s"), "")
     mem = "peak GPU memory (search step + scoring)" if gpu else "max RSS of the process"
     row(f"{mem}, MB", mine["peak_mb"], r.get("peak_mem_mb" if gpu else "rss_mb"),
         "≤ 1.0" if gpu else "", "{:.0f}")
@@ -116,7 +131,8 @@ def table(a, device, mine, alt, ref):
             hours(mine["search_step_s"], best, a.batch),
             hours(r["search_step_s"], ref_batch, a.batch) if ref else None, "≤ 1.5 h", "{:.2f}")
     head = (f"{datetime.date.today()} · {device_name(device)} · torch {torch.__version__} · "
-            f"{a.threads} threads · DARTS space, C{a.C}/L{a.layers}, batch {a.batch}, "
+            f"{a.threads} threads · DARTS space, C{a.C}/L{a.layers}, "
+            f"NAS-Bench-201 C{a.nb201_C}/N{a.nb201_layers}, batch {a.batch}, "
             f"median of {a.steps} after {ours.TIMING['warmup']} warm-up, {a.clock} clock, "
             f"scoring {a.eval_batches} batches"
             + ("" if ref else " · reference not found: our numbers only"))
@@ -133,6 +149,8 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--eval-batches", type=int, default=2)
+    p.add_argument("--nb201-C", type=int, default=16)
+    p.add_argument("--nb201-layers", type=int, default=5, help="NAS-Bench-201 cells per stage")
     p.add_argument("--retrain-C", type=int, default=36)
     p.add_argument("--retrain-layers", type=int, default=20)
     p.add_argument("--retrain-batch", type=int, default=96)
@@ -148,6 +166,7 @@ def main(argv=None):
     if a.tiny:
         a.C, a.layers, a.batch, a.steps, a.eval_batches = 4, 3, 8, 1, 1
         a.retrain_C, a.retrain_layers, a.retrain_batch = 4, 3, 8
+        a.nb201_C, a.nb201_layers = 4, 1
         ours.TIMING["warmup"] = 0
     if a.threads is None:
         a.threads = 1 if a.tiny else torch.get_num_threads()
@@ -164,6 +183,7 @@ def main(argv=None):
     ref = reference(a, device)  # first: a child forked from a big parent reports its RSS
     mine = ours.supernet(a, device)
     mine["retrain_step_s"] = ours.retrain(a, device)
+    mine.update(ours.nb201(a, device))
     gin.parse_config(["precision.autocast = 'off'", "precision.channels_last = 'off'"])
     alt = ours.supernet(a, device, search_only=True)
     gin.clear_config()

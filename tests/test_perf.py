@@ -312,7 +312,9 @@ def bench_tiny(*args, env=None):
 def test_bench_perf_runs_in_tiny_mode():
     stdout = bench_tiny()
     for row in ("search step, s", "PT scoring, s per batch", "masks_per_pass", "retrain step",
-                "MLflow logging"):
+                "MLflow logging", "| NAS-Bench-201 C4/N1 search step, s |",
+                "| NAS-Bench-201 C4/N1 PT scoring of one edge (5 masks × 1 batches), one mask",
+                "| NAS-Bench-201 C4/N1 PT scoring of one edge (5 masks × 1 batches), `masks_per"):
         assert row in stdout
 
 

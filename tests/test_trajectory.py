@@ -42,6 +42,21 @@ def test_trajectory_selects_from_each_kept_supernet(data_root, nb201_table, trac
     assert names == {"plots/trajectory.png"}
     png = tracking.download_artifacts(parent.info.run_id, "plots/trajectory.png", str(tmp_path))
     assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    # run again with --resume: every nested run is found FINISHED, nothing is rerun
+    rc, _, err = run_cli(args + ["--resume"], capsys)
+    assert rc == 0, err
+    again = tracking.search_runs([exp.experiment_id])
+    assert sorted(r.info.run_id for r in again) == sorted(r.info.run_id for r in runs.values())
+    assert all(r.info.status == "FINISHED" for r in again)
+    history = tracking.get_metric_history(parent.info.run_id, "trajectory/pt_bench_test_acc")
+    assert sorted(m.step for m in history) == [1, 2]
+    # a search epoch that was not kept is a one-line error naming the missing snapshot
+    rc, _, err = run_cli(tiny_argv(GIN_DIR / "nb201_cifar10.gin", data_root,
+                                   f"select.from_run = '{supernet}'", "select.from_epoch = 7"),
+                         capsys)
+    errors = [line for line in err.splitlines() if line.startswith("runner: error:")]
+    assert rc == 2 and len(errors) == 1, err
+    assert f"run {supernet} has no artifact search/search_epoch7.pt" in errors[0]
 
 
 def test_a_trajectory_that_keeps_no_supernet_is_refused(data_root, tracking, capsys, clean_gin):

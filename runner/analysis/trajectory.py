@@ -63,8 +63,8 @@ def trajectory(gin_files=(), bindings=(), resume=False, selectors=("pt", "magnit
                             extra_tags={"trajectory_epoch": epoch})
                 rows.append(result_row(tracker, child["run_id"], epoch, sel))
                 if "test_acc" in rows[-1]:
-                    tracker.metrics({f"trajectory/{sel}_bench_test_acc": rows[-1]["test_acc"]},
-                                    step=epoch)
+                    tracker.ensure_logged(  # once per point, on --resume too
+                        {f"trajectory/{sel}_bench_test_acc": rows[-1]["test_acc"]}, step=epoch)
         log_table(tracker, rows)
         return {"run_id": parent, "trajectory": rows}
 
