@@ -52,6 +52,8 @@ def benchmark(space, dataset_name, tracker, table=None, lookup=True):
         print(f"runner: no {bench.name} table at {path}: the benchmark lookup is skipped; "
               f"make the table once with `{bench.make}`", file=sys.stderr, flush=True)
         return skipped(tracker, f"no table at {path}")
+    if dataset_name not in loaded.datasets():
+        return skipped(tracker, f"the table at {path} has no {dataset_name} results")
     tracker.tags({"bench_lookup": f"{bench.name} {bench.datasets[dataset_name]} ({path})"})
     return Judge(loaded, bench.datasets[dataset_name], bench.name)
 

@@ -15,6 +15,8 @@ from spaces.nb201.genotype import Structure
 NB201_FILES = [p for p in experiment_files() if "include 'spaces/nb201.gin'" in p.read_text()]
 DATASET = {"cifar10": "cifar10", "cifar100": "cifar100", "imagenet16": "imagenet16"}
 DATA = ("dataset.verify_md5 = False", "Perturbation.subset = 8", "dataset.limit = 16")
+# one search cell per stage (tiny.gin's 3 are the DARTS skeleton's size): a third of the time
+SMALL = "supernet.layers = 1"
 
 
 def only_run(client, name):
@@ -66,7 +68,7 @@ def check_lookups(client, run, rows, table, dataset):
 @pytest.mark.parametrize("exp", NB201_FILES, ids=lambda p: p.stem)
 def test_experiment_file_searches_selects_and_looks_up(exp, data_root, nb201_table, tracking,
                                                        capsys, tmp_path, clean_gin):
-    args = tiny_argv(exp, data_root, f"benchmark.table = '{nb201_table}'")
+    args = tiny_argv(exp, data_root, f"benchmark.table = '{nb201_table}'", SMALL)
     rc, out, err = run_cli(args, capsys)
     assert rc == 0, err
     run = only_run(tracking, exp.stem)
@@ -80,18 +82,23 @@ def test_experiment_file_searches_selects_and_looks_up(exp, data_root, nb201_tab
     assert f"rank {run.data.metrics['bench/rank']:.0f} of 15625 cells" in out
 
 
-@pytest.mark.parametrize("selector", ["magnitude", "pt_mag"])
-def test_the_selector_files_apply_to_nb201(selector, data_root, nb201_table, tracking, capsys,
-                                           tmp_path, clean_gin):
-    args = tiny_argv(GIN_DIR / "nb201_cifar10.gin", data_root,
-                     f"benchmark.table = '{nb201_table}'",
+# every NB201 file once more with a non-PT selector file, both selectors on both methods
+OTHER_SELECTOR = [(p, "magnitude" if i % 2 == 0 else "pt_mag")
+                  for i, p in enumerate(sorted(NB201_FILES, key=lambda p: p.stem))]
+
+
+@pytest.mark.parametrize("exp,selector", OTHER_SELECTOR,
+                         ids=[f"{p.stem}-{s}" for p, s in OTHER_SELECTOR])
+def test_the_selector_files_apply_to_nb201(exp, selector, data_root, nb201_table, tracking,
+                                           capsys, tmp_path, clean_gin):
+    args = tiny_argv(exp, data_root, f"benchmark.table = '{nb201_table}'", SMALL,
                      extra_gin=(GIN_DIR / "selectors" / f"{selector}.gin",))
     rc, _, err = run_cli(args, capsys)
     assert rc == 0, err
-    run = only_run(tracking, "nb201_cifar10")
+    run = only_run(tracking, exp.stem)
     assert run.data.tags["selector"] == selector.replace("_", "-")
     rows = check_selection(tracking, run, tmp_path)
-    check_lookups(tracking, run, rows, Table.load(nb201_table), "cifar10")
+    check_lookups(tracking, run, rows, Table.load(nb201_table), exp.stem.rsplit("_", 1)[-1])
     if selector == "magnitude":  # no tuning: argmax of the final alpha over all 5 ops
         path = tracking.download_artifacts(run.info.run_id, "search/alphas.npz", str(tmp_path))
         alpha = np.load(path)["alphas"][-1, 0]
@@ -103,7 +110,8 @@ def test_the_selector_files_apply_to_nb201(selector, data_root, nb201_table, tra
 def test_without_a_table_the_run_finishes_and_says_how_to_make_one(data_root, tracking, capsys,
                                                                     tmp_path, clean_gin):
     missing = tmp_path / "no" / "nb201_table.parquet"
-    args = tiny_argv(GIN_DIR / "nb201_cifar100.gin", data_root, f"benchmark.table = '{missing}'")
+    args = tiny_argv(GIN_DIR / "nb201_cifar100.gin", data_root, f"benchmark.table = '{missing}'",
+                     SMALL)
     rc, out, err = run_cli(args, capsys)
     assert rc == 0, err
     run = only_run(tracking, "nb201_cifar100")
@@ -136,7 +144,7 @@ def test_other_supernet_methods_run_on_nb201(method, tag, data_root, nb201_table
     args = argv(GIN_DIR / "nb201_cifar10.gin", GIN_DIR / "methods" / f"{method}.gin",
                 GIN_DIR / "spaces" / "nb201.gin", TINY,
                 binds=(f"dataset.root = '{data_root}'", f"benchmark.table = '{nb201_table}'")
-                + DATA)
+                + DATA + (SMALL,))
     rc, _, err = run_cli(args, capsys)
     assert rc == 0, err
     run = only_run(tracking, "nb201_cifar10")

@@ -11,7 +11,8 @@ TRAJECTORY = GIN_DIR / "analysis" / "nb201_trajectory.gin"
 def test_trajectory_selects_from_each_kept_supernet(data_root, nb201_table, tracking, capsys,
                                                     tmp_path, clean_gin):
     args = tiny_argv(TRAJECTORY, data_root, f"benchmark.table = '{nb201_table}'",
-                     "search.epochs = 2", "search.keep_every = 1", "run.plots = True")
+                     "search.epochs = 2", "search.keep_every = 1", "run.plots = True",
+                     "supernet.layers = 1")
     rc, out, err = run_cli(args, capsys)
     assert rc == 0, err
     exp = tracking.get_experiment_by_name("nb201_trajectory")

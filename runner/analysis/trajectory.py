@@ -30,7 +30,7 @@ def is_trajectory():
 
 @gin.configurable(denylist=["gin_files", "bindings", "resume"])
 def trajectory(gin_files=(), bindings=(), resume=False, selectors=("pt", "magnitude")):
-    """Run the analysis; returns {'run_id', 'table': rows}. With `resume`, finished nested runs
+    """Run the analysis; returns {'run_id', 'trajectory': rows}. With `resume`, finished nested runs
     are kept and the rest continue (each nested run resumes as any run does)."""
     from runner.experiment import run
     from tracking.mlflow_tracker import Tracker
