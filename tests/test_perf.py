@@ -88,40 +88,52 @@ def test_one_sided_backwards_are_bit_identical_to_the_full_backwards():
     same_state(*nets)
 
 
-def decided_net():
+def decided_net(family="darts"):
+    if family == "nb201":  # one cell type; `none` decides an edge away, nothing is pruned
+        from spaces.cell import get_space
+
+        torch.manual_seed(0)
+        space = get_space("nb201")
+        net = space.family.supernet(space, 1e-3, C=4, layers=1, num_classes=10).eval()
+        net.fix_edge("cell", 0, 3)
+        net.fix_edge("cell", 4, 0)
+        return net, ("cell", 5, 2)
     net = tiny_supernet("darts").eval()
     net.fix_edge("normal", 0, 3)
     net.fix_edge("reduce", 5, 2)
     net.prune_edge("normal", 4)
     net.prune_edge("reduce", 11)
-    return net
+    return net, ("normal", 7, 2)
 
 
+@pytest.mark.parametrize("family", ["darts", "nb201"])
 @pytest.mark.parametrize("train", [False, True])
-def test_skipping_decided_and_masked_ops_equals_computing_them_with_weight_0(train):
-    net, x = decided_net(), torch.randn(4, 3, 16, 16)
+def test_skipping_decided_and_masked_ops_equals_computing_them_with_weight_0(train, family):
+    (net, mask), x = decided_net(family), torch.randn(4, 3, 16, 16)
     net.train(train)
-    everything = [[list(range(net.space.num_ops))] * 14 for _ in range(2)]
+    spec = net.space.cell
+    everything = [[list(range(net.space.num_ops))] * spec.num_edges for _ in spec.types]
     w = net.mixing_weights().detach().clone()
-    w[0, 7, 2] = 0.0  # a PT mask on an open edge
+    w[spec.type_index(mask[0]), mask[1], mask[2]] = 0.0  # a PT mask on an open edge
     with torch.no_grad():
-        skipped = copy.deepcopy(net)(x, w, net.active_ops([("normal", 7, 2)]))
+        skipped = copy.deepcopy(net)(x, w, net.active_ops([mask]))
         computed = copy.deepcopy(net)(x, w, everything)
         assert torch.equal(skipped, computed)
         assert torch.equal(copy.deepcopy(net)(x), copy.deepcopy(net)(x, None, everything))
 
 
-def test_supernet_forward_reads_no_tensor_value_on_the_host():
+@pytest.mark.parametrize("family", ["darts", "nb201"])
+def test_supernet_forward_reads_no_tensor_value_on_the_host(family):
     """On the meta device any host read (`if w != 0`, .item(), .tolist()) raises: the forward,
     masked or not, decides what to compute from the host-side decision state alone."""
-    net = decided_net()
+    net, mask = decided_net(family)
     net.decisions()  # the host copy, read once after the last decision
     net = net.to("meta").train()
     x = torch.empty(2, 3, 16, 16, device="meta")
     w = net.mixing_weights().detach().clone()
-    w[0, 7, 2] = 0.0
+    w[net.space.cell.type_index(mask[0]), mask[1], mask[2]] = 0.0
     assert net(x).shape == (2, 10)
-    assert net(x, w, net.active_ops([("normal", 7, 2)])).device.type == "meta"
+    assert net(x, w, net.active_ops([mask])).device.type == "meta"
     with pytest.raises(RuntimeError, match="meta"):
         bool(w[0, 0, 0] != 0)  # what the reference's mixed op does per op
 
@@ -326,3 +338,21 @@ def test_bench_perf_runs_without_mlflow_and_without_the_reference(tmp_path):
                         env={**os.environ, "PYTHONPATH": str(tmp_path)})
     assert "reference not found: our numbers only" in stdout
     assert "| MLflow logging / search epoch time | n/a (no mlflow) |" in stdout
+
+
+def test_nb201_computes_only_the_open_and_chosen_ops():
+    """The reference's NB201 edges compute all 5 ops whatever their weight; ours run the chosen
+    op of a decided edge (`none` included, a multiply by 0) and every op of an open one."""
+    net, _ = decided_net("nb201")
+    calls = {}
+    for m in net.mixed_ops():
+        for k, op in enumerate(m.ops):
+            op.register_forward_hook(lambda mod, i, o, key=(m.where[1], k):
+                                     calls.__setitem__(key, calls.get(key, 0) + 1))
+    with torch.no_grad():
+        net(torch.randn(2, 3, 16, 16))
+    cells = 3  # one search cell per stage
+    assert {k for k in calls if k[0] == 0} == {(0, 3)} and calls[(0, 3)] == cells
+    assert {k for k in calls if k[0] == 4} == {(4, 0)}
+    for e in (1, 2, 3, 5):
+        assert {k for k in calls if k[0] == e} == {(e, j) for j in range(5)}
