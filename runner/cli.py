@@ -109,6 +109,11 @@ def print_summary(s):
             acc = f"{r['test_acc']:.2f} %" if "test_acc" in r else "n/a (no lookup)"
             print(f"epoch {r['supernet_epoch']:4d}  {r['selector']:10s} benchmark test acc {acc}"
                   f"  {r['genotype']}")
+    elif "analysis" in s:
+        extra = {k: v for k, v in s.items() if k not in ("run_id", "space", "analysis")}
+        print(f"\n{s['analysis']} on the {s['space']} supernet: "
+              + "; ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k}: {v}"
+                          for k, v in extra.items()))
     elif "seeds" in s:
         for seed, r in s["seeds"].items():
             print(f"seed {seed}: run {r['run_id']}  test error {r.get('test_error', 'n/a')}")

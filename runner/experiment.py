@@ -106,13 +106,15 @@ def load_supernet(tracker, run_id, net, method, out, device, epoch=None):
 def run(gin_files=(), bindings=(), resume=False, experiment_name=gin.REQUIRED,
         space=gin.REQUIRED, method=gin.REQUIRED, seed=2, seeds=(), device="auto",
         output_dir="outputs", do_select=True, do_retrain=True, deterministic=False, plots=True,
-        parent_run_id=None, run_name=None, extra_tags=None):
+        analysis=None, parent_run_id=None, run_name=None, extra_tags=None):
     """Search, select and retrain as the gin files say; returns a summary dict.
 
     With `resume`, the newest run of the same name continues in place from its last
     checkpoint (epoch boundary or PT round), or, when it FINISHED, is left alone (a repeated
     --resume is safe). `seeds` runs one nested run per seed under one
     parent run; `do_select=False` stops after the search (a supernet for `select.from_run`).
+    `analysis` (runner/analysis/, e.g. @Discretisation()) runs on the searched or loaded
+    supernet in place of selection and retrain.
     """
     if seeds:
         return run_seeds(gin_files, bindings, resume, experiment_name, list(seeds),
@@ -134,14 +136,14 @@ def run(gin_files=(), bindings=(), resume=False, experiment_name=gin.REQUIRED,
     tags = {"space": space.name, "method": method.name, "selector": selector_name(),
             "dataset": data.name, "seed": seed, "git_commit": git_commit(), "device": str(device),
             "deterministic": deterministic, **(extra_tags or {})}
-    if not do_select:
-        tags["selector"] = "none (search only)"
+    if not do_select or analysis is not None:
+        tags["selector"] = "none (search only)" if analysis is None else f"analysis: {analysis.name}"
     with opened(tracker, experiment_name, name, tags, parent_run_id or source_run(),
                 newest and newest.run_id, output_dir):
         try:
-            judge = benchmark(space, data.name, tracker) if do_select else None
+            judge = benchmark(space, data.name, tracker) if do_select and not analysis else None
             parts = Parts(tracker, space, method, data, gen, seed, device,
-                          os.path.join(output_dir, tracker.run_id), judge)
+                          os.path.join(output_dir, tracker.run_id), judge, analysis)
             return _run(parts, gin_files, bindings, do_select, do_retrain)
         finally:
             tracker.text(gin.operative_config_str(), "config/operative.gin")
@@ -195,6 +197,7 @@ class Parts:
     device: torch.device
     out: str  # the run's output folder: its checkpoints
     judge: object = None  # runner.benchmark.Judge when the family's benchmark table is there
+    analysis: object = None  # runs on the supernet instead of selection (runner/analysis/)
 
 
 def _run(p, gin_files, bindings, do_select, do_retrain):
@@ -210,6 +213,10 @@ def _run(p, gin_files, bindings, do_select, do_retrain):
     else:
         train_supernet(tracker, net, method, data, gen, out, saved(out, "search"))
     summary = {"run_id": tracker.run_id, "space": p.space.name}
+    if p.analysis is not None:
+        seed_everything(p.seed)  # as selection: the same supernet and seed, the same result
+        gen.manual_seed(p.seed)
+        return dict(summary, **p.analysis(net, method, data, tracker, gen, p.seed))
     if not do_select:
         return dict(summary, genotype=net.genotype())
     if select_state is None:

@@ -276,6 +276,31 @@ def selection_trajectory(rows, path):
     return _save(fig, path)
 
 
+def discretisation_bars(rows, cell, path):
+    """Per edge, softmax(alpha) and discretisation accuracy at convergence of each op, side by
+    side (paper Figures 1 and 7). rows: dicts with edge, op, alpha, disc_acc."""
+    edges = list(dict.fromkeys(r["edge"] for r in rows))
+    if not edges:
+        return _message(path, "discretisation accuracy", "no edges")
+    cols = min(len(edges), 4)
+    fig = _figure(3.4 * cols, 3.0 * -(-len(edges) // cols))
+    axes = np.atleast_1d(fig.subplots(-(-len(edges) // cols), cols, squeeze=False)).ravel()
+    for ax, e in zip(axes, edges):
+        rs = [r for r in rows if r["edge"] == e]
+        x = np.arange(len(rs))
+        ax.bar(x - 0.2, [r["alpha"] for r in rs], 0.4, color="tab:blue", label="softmax(alpha)")
+        ax.set_ylabel("softmax(alpha)", color="tab:blue", fontsize=8)
+        acc = ax.twinx()
+        acc.bar(x + 0.2, [r["disc_acc"] for r in rs], 0.4, color="tab:orange",
+                label="discretisation acc")
+        acc.set_ylabel("valid acc (%)", color="tab:orange", fontsize=8)
+        ax.set_xticks(x, [r["op"] for r in rs], rotation=60, fontsize=7, ha="right")
+        ax.set_title(f"{cell} edge {e}", fontsize=9)
+    for ax in axes[len(edges):]:
+        ax.set_axis_off()
+    return _save(fig, path)
+
+
 # --- 3. retrain curves -------------------------------------------------------------------
 def _pairs(values):
     """(steps, values) from (step, value) pairs or MLflow Metric objects, sorted by step."""
