@@ -117,3 +117,29 @@ def test_discretisation_s2_counts_and_is_reproducible_from_the_same_supernet(
     assert second.data.tags["selected_from_run"] == first.info.run_id
     assert second.data.tags["mlflow.parentRunId"] == first.info.run_id
     assert table_of(tracking, second.info.run_id, "discretisation", tmp_path) == rows
+
+
+def test_skip_gap_is_logged_per_epoch_and_plotted_against_accuracy(data_root, tracking, capsys,
+                                                                   tmp_path, clean_gin):
+    from runner.training.search import skip_conv_gap
+    from test_select import ToyNet, space
+
+    net = ToyNet(space(3), torch.zeros(2, 14, 3))  # ops skip, sep3, dil3 on every edge
+    with torch.no_grad():
+        net.alphas.zero_()
+        net.alphas[0, 0] = torch.tensor([2.0, 0.0, 1.0])
+    p = torch.softmax(torch.tensor([2.0, 0.0, 1.0]), 0)
+    assert skip_conv_gap(net) == pytest.approx(float(p[0] - p[2]) / 28)  # other edges: 0
+    args = tiny_argv(ANALYSIS / "skip_gap_s2.gin", data_root, "search.epochs = 3",
+                     "run.plots = True")
+    rc, _, err = run_cli(args, capsys)
+    assert rc == 0, err
+    (run,) = only_run(tracking, "skip_gap_s2")
+    rid = run.info.run_id
+    gaps = tracking.get_metric_history(rid, "search/alpha_skip_minus_conv")
+    assert sorted(m.step for m in gaps) == [0, 1, 2]
+    rows = table_of(tracking, rid, "skip_gap", tmp_path)
+    assert [float(r["skip_minus_conv"]) for r in rows] == pytest.approx(
+        [m.value for m in sorted(gaps, key=lambda m: m.step)])
+    assert "plots/skip_gap.png" in {f.path for f in tracking.list_artifacts(rid, "plots")}
+    assert run.data.tags["analysis_of_run"] == rid

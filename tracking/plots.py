@@ -301,6 +301,24 @@ def discretisation_bars(rows, cell, path):
     return _save(fig, path)
 
 
+def skip_gap_vs_accuracy(rows, path):
+    """mean(alpha_skip - alpha_conv) against the supernet's valid accuracy, one point per
+    search epoch, coloured by epoch (paper Figure 3)."""
+    if not rows:
+        return _message(path, "alpha_skip - alpha_conv", "no epochs")
+    fig = _figure(5.5, 4.0)
+    ax = fig.add_subplot()
+    acc = [r["valid_acc"] for r in rows]
+    gap = [r["skip_minus_conv"] for r in rows]
+    ax.plot(acc, gap, color="lightgray", zorder=1)
+    dots = ax.scatter(acc, gap, c=[r["epoch"] for r in rows], cmap="viridis", zorder=2)
+    fig.colorbar(dots, ax=ax, label="search epoch")
+    ax.set_xlabel("supernet valid accuracy (%)")
+    ax.set_ylabel("mean softmax(alpha): skip - conv")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
 # --- 3. retrain curves -------------------------------------------------------------------
 def _pairs(values):
     """(steps, values) from (step, value) pairs or MLflow Metric objects, sorted by step."""

@@ -21,6 +21,19 @@ def alpha_entropy(net):
     return float(-(p * p.clamp_min(1e-12).log()).sum(-1).mean())
 
 
+def skip_conv_gap(net):
+    """mean over edges of softmax(alpha)[skip_connect] - max over its conv ops (paper Figure 3,
+    where S2 has one conv per edge), over the edges that have both; None when none has."""
+    p = torch.softmax(net.alphas.detach(), dim=-1).cpu()
+    gaps = []
+    for t in range(len(net.space.cell.types)):
+        for e, names in enumerate(net.space.ops(t)):
+            convs = [k for k, n in enumerate(names) if "conv" in n]
+            if "skip_connect" in names and convs:
+                gaps.append(float(p[t, e, names.index("skip_connect")] - p[t, e, convs].max()))
+    return sum(gaps) / len(gaps) if gaps else None
+
+
 def train_step(loop, ti, meter):
     """One method step on train indices `ti` and a fresh random valid batch of
     `loop.batch_size` images (darts-pt sota/cnn/train_search.py, train())."""
@@ -43,6 +56,9 @@ def epoch_metrics(net, data, valid_idx, meter, lr, seconds, images, eval_valid):
     out.update(lr=lr, seconds=seconds, images_per_s=images / max(seconds, 1e-9),
                alpha_entropy=alpha_entropy(net), skip_count=geno.count("skip_connect"),
                param_size_M=net.space.family.param_size(geno, data.num_classes) / 1e6)
+    gap = skip_conv_gap(net)
+    if gap is not None:
+        out["alpha_skip_minus_conv"] = gap
     return out, geno
 
 
