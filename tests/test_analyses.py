@@ -143,3 +143,23 @@ def test_skip_gap_is_logged_per_epoch_and_plotted_against_accuracy(data_root, tr
         [m.value for m in sorted(gaps, key=lambda m: m.step)])
     assert "plots/skip_gap.png" in {f.path for f in tracking.list_artifacts(rid, "plots")}
     assert run.data.tags["analysis_of_run"] == rid
+
+
+def test_pt_vs_ptmag_selects_both_from_one_supernet_and_plots_their_curves(
+        data_root, tracking, capsys, tmp_path, clean_gin):
+    args = tiny_argv(ANALYSIS / "pt_vs_ptmag.gin", data_root, "search.keep_every = 1",
+                     "run.plots = True", "supernet.layers = 2", "run.space = 's2'")
+    rc, _, err = run_cli(args, capsys)
+    assert rc == 0, err
+    runs = {r.info.run_name: r for r in only_run(tracking, "pt_vs_ptmag")}
+    assert set(runs) == {"pt_vs_ptmag-trajectory", "pt_vs_ptmag-supernet",
+                         "pt_vs_ptmag-pt-epoch1", "pt_vs_ptmag-pt-mag-epoch1"}
+    supernet = runs["pt_vs_ptmag-supernet"].info.run_id
+    for sel in ("pt", "pt-mag"):
+        child = runs[f"pt_vs_ptmag-{sel}-epoch1"]
+        assert child.data.tags["selector"] == sel
+        assert child.data.tags["selected_from_run"] == supernet
+        assert len(tracking.get_metric_history(child.info.run_id, "select/valid_acc_after")) > 0
+    parent = runs["pt_vs_ptmag-trajectory"].info.run_id
+    assert "plots/valid_acc_after_decisions.png" in {
+        f.path for f in tracking.list_artifacts(parent, "plots")}

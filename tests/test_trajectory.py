@@ -40,7 +40,7 @@ def test_trajectory_selects_from_each_kept_supernet(data_root, nb201_table, trac
     history = tracking.get_metric_history(parent.info.run_id, "trajectory/pt_bench_test_acc")
     assert sorted(m.step for m in history) == [1, 2]
     names = {f.path for f in tracking.list_artifacts(parent.info.run_id, "plots")}
-    assert names == {"plots/trajectory.png"}
+    assert names == {"plots/trajectory.png", "plots/valid_acc_after_decisions.png"}
     png = tracking.download_artifacts(parent.info.run_id, "plots/trajectory.png", str(tmp_path))
     assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     # run again with --resume: every nested run is found FINISHED, nothing is rerun

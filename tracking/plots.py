@@ -276,6 +276,23 @@ def selection_trajectory(rows, path):
     return _save(fig, path)
 
 
+def selection_curves(series, path):
+    """The supernet's valid accuracy after each decision, one line per selector (paper
+    Figure 6). series: {selector: [accuracy after decision 0, 1, ...]}."""
+    series = {k: v for k, v in series.items() if any(_finite(x) for x in v)}
+    if not series:
+        return _message(path, "valid accuracy after each decision", "no fine-tuning logged")
+    fig = _figure(6.5, 4.0)
+    ax = fig.add_subplot()
+    for i, (sel, values) in enumerate(series.items()):
+        ax.plot(range(len(values)), values, marker="o", markersize=3, color=f"C{i}", label=sel)
+    ax.set_xlabel("decision")
+    ax.set_ylabel("supernet valid accuracy after tuning (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
 def discretisation_bars(rows, cell, path):
     """Per edge, softmax(alpha) and discretisation accuracy at convergence of each op, side by
     side (paper Figures 1 and 7). rows: dicts with edge, op, alpha, disc_acc."""

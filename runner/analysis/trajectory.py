@@ -1,4 +1,5 @@
-"""Selection quality over supernet training (paper Figure 4; Figure 8 with fix alpha).
+"""Selection quality over supernet training (paper Figure 4; Figure 8 with fix alpha), and
+selectors compared from one supernet (Figure 6: the supernet's accuracy after each decision).
 
 One parent run: a nested search-only run keeps its supernet every `search.keep_every` epochs;
 then, for each kept epoch and each selector, a nested run selects from that snapshot
@@ -10,6 +11,7 @@ import tempfile
 import gin
 
 from runner.config import parse_config
+from tracking.plots import selection_curves
 
 # a selector's bindings on top of the experiment's (which bind the PT settings)
 SELECTORS = {
@@ -66,7 +68,16 @@ def trajectory(gin_files=(), bindings=(), resume=False, selectors=("pt", "magnit
                     tracker.ensure_logged(  # once per point, on --resume too
                         {f"trajectory/{sel}_bench_test_acc": rows[-1]["test_acc"]}, step=epoch)
         log_table(tracker, rows)
+        last = {r["selector"]: after_each_decision(tracker, r["run_id"])
+                for r in rows if r["supernet_epoch"] == rows[-1]["supernet_epoch"]}
+        tracker.plot(selection_curves, last, name="valid_acc_after_decisions.png")
         return {"run_id": parent, "trajectory": rows}
+
+
+def after_each_decision(tracker, run_id):
+    """The supernet's valid accuracy after each decision's fine-tuning (select/valid_acc_after)."""
+    history = tracker.client.get_metric_history(run_id, "select/valid_acc_after")
+    return [m.value for m in sorted(history, key=lambda m: m.step)]
 
 
 def bound(key, default):
