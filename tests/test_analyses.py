@@ -163,3 +163,40 @@ def test_pt_vs_ptmag_selects_both_from_one_supernet_and_plots_their_curves(
     parent = runs["pt_vs_ptmag-trajectory"].info.run_id
     assert "plots/valid_acc_after_decisions.png" in {
         f.path for f in tracking.list_artifacts(parent, "plots")}
+
+
+def test_tune_epochs_grid_sweep_runs_every_value_once_from_one_supernet(
+        data_root, nb201_table, tracking, capsys, tmp_path, clean_gin):
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    journal = tmp_path / "grid.journal"
+    args = tiny_argv(ANALYSIS / "tune_epochs_nb201.gin", data_root,
+                     f"benchmark.table = '{nb201_table}'", "supernet.layers = 1",
+                     "sweep.params = {'select.tune_epochs': ('categorical', [0, 2, 1])}",
+                     f"sweep.storage = 'journal:{journal}'", "sweep.n_trials = 99")
+    rc, out, err = run_cli(args, capsys)
+    assert rc == 0, err
+    study = optuna.load_study(study_name="tune_epochs_nb201",
+                              storage=JournalStorage(JournalFileBackend(str(journal))))
+    trials = sorted(study.trials, key=lambda t: t.number)
+    assert [t.params["select.tune_epochs"] for t in trials] == [0, 2, 1]  # the grid, in order
+    assert all(t.state.name == "COMPLETE" for t in trials)
+    supernet = study.user_attrs["supernet_run"]
+    for t in trials:
+        run = tracking.get_run(t.user_attrs["mlflow_run_id"])
+        assert run.data.params["select.tune_epochs"] == str(t.params["select.tune_epochs"])
+        assert run.data.tags["selected_from_run"] == supernet
+        assert run.data.metrics["bench/test_acc"] == pytest.approx(t.value)
+    sweep_run = study.user_attrs["mlflow_sweep_run"]
+    assert "plots/objective.png" in {f.path for f in tracking.list_artifacts(sweep_run, "plots")}
+    assert {"sweep/trials.csv", "sweep/trials.md"} <= {
+        f.path for f in tracking.list_artifacts(sweep_run, "sweep")}
+
+
+def test_a_grid_needs_enumerable_params(data_root, tracking, capsys, clean_gin):
+    args = tiny_argv(ANALYSIS / "tune_epochs_nb201.gin", data_root,
+                     "sweep.params = {'select.tune_lr': ('float', 0.001, 0.01)}")
+    rc, _, err = run_cli(args, capsys)
+    assert rc == 2 and "sweep.sampler = 'grid' needs categorical or int params" in err

@@ -40,8 +40,9 @@ def storage_for(url, study_name, heartbeat_interval, grace_period, max_retry):
 
 
 def open_study(name, url, direction, seed, n_trials, heartbeat_interval, grace_period, max_retry,
-               worker):
+               worker, grid=None):
     """Create the study and its `n_trials` slots, or join it; the creator owns the setup.
+    grid: the fixed params of each slot, in order (a grid sweep), or None (sampled).
 
     Returns (study, storage)."""
     import optuna
@@ -58,15 +59,16 @@ def open_study(name, url, direction, seed, n_trials, heartbeat_interval, grace_p
         if study.direction.name.lower() != direction:
             raise ValueError(f"study {name!r} exists with direction "
                              f"{study.direction.name.lower()}, not {direction}")
-    top_up(study, n_trials)
+    top_up(study, n_trials, grid)
     return study, storage
 
 
-def top_up(study, n_trials):
-    """Enqueue slots until the study holds `n_trials` trials besides retries (global budget)."""
+def top_up(study, n_trials, grid=None):
+    """Enqueue slots until the study holds `n_trials` trials besides retries (global budget);
+    a grid slot carries its values as fixed params, which suggest_* returns."""
     slots = [t for t in study.get_trials(deepcopy=False) if "failed_trial" not in t.system_attrs]
-    for _ in range(n_trials - len(slots)):
-        study.enqueue_trial({})
+    for i in range(len(slots), n_trials):
+        study.enqueue_trial(grid[i] if grid else {})
 
 
 def pid_alive(pid):

@@ -6,6 +6,7 @@ such as postgresql://... (several machines; heartbeats fail the trials of killed
 are retried with the same parameters). The trial budget is global: the process that creates the
 study enqueues `n_trials` slots, and every worker only runs enqueued trials.
 """
+import itertools
 import json
 import os
 import socket
@@ -28,7 +29,7 @@ WORKER = f"{socket.gethostname()}:{os.getpid()}"
 @gin.configurable(denylist=["gin_files", "bindings", "argv"])
 def sweep(gin_files=(), bindings=(), argv=(), study_name=gin.REQUIRED, params=gin.REQUIRED,
           n_trials=8, storage=None, metric="test_error", direction="minimize",
-          selection_only=True, supernet_run=None, sampler_seed=0, workers=1,
+          selection_only=True, supernet_run=None, sampler="tpe", sampler_seed=0, workers=1,
           heartbeat_interval=30, grace_period=90, max_retry=3):
     """Run trials until the study's `n_trials` slots are done; returns the study summary.
 
@@ -37,16 +38,22 @@ def sweep(gin_files=(), bindings=(), argv=(), study_name=gin.REQUIRED, params=gi
     selection_only: train one supernet (or reuse `supernet_run`) and let every trial select
     from it with `select.from_run`, instead of searching again per trial.
     storage: an Optuna storage URL (None: the journal file outputs/sweeps/<study>.journal).
-    supernet_run: an MLflow run id to select from (None: train one). sampler_seed: the TPE
-    sampler's seed (None: unseeded). max_retry: retries of a dead worker's trial (0: none).
+    supernet_run: an MLflow run id to select from (None: train one). sampler: 'tpe' (seeded
+    with sampler_seed, None: unseeded) or 'grid': one trial per combination of the params'
+    values (categorical choices, every int of an int range), in order, n_trials ignored.
+    max_retry: retries of a dead worker's trial (0: none).
     """
     import optuna
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
     # the heartbeat retry callback is marked experimental; it is the documented way (Optuna 5)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    study, backend = open_study(study_name, storage, direction, sampler_seed, n_trials,
-                                heartbeat_interval, grace_period, max_retry, WORKER)
+    grid = grid_points(params) if sampler == "grid" else None
+    if sampler not in ("tpe", "grid"):
+        raise ValueError(f"sweep.sampler must be 'tpe' or 'grid', not {sampler!r}")
+    study, backend = open_study(study_name, storage, direction, sampler_seed,
+                                len(grid) if grid else n_trials, heartbeat_interval,
+                                grace_period, max_retry, WORKER, grid)
     children = [spawn(argv) for _ in range(workers - 1)]  # they wait for the setup below
     parent = sweep_run_id(study, gin_files, bindings, storage, WORKER)
     source = None
@@ -59,6 +66,20 @@ def sweep(gin_files=(), bindings=(), argv=(), study_name=gin.REQUIRED, params=gi
     if failed:
         raise RuntimeError(f"{len(failed)} of {workers - 1} sweep worker processes failed")
     return summary
+
+
+def grid_points(params):
+    """Every combination of the sweep's values, the first parameter varying slowest."""
+    values = []
+    for name, (kind, *args) in params.items():
+        if kind == "categorical":
+            values.append(list(args[0]))
+        elif kind == "int":
+            values.append(list(range(args[0], args[1] + 1)))
+        else:
+            raise ValueError(f"sweep.sampler = 'grid' needs categorical or int params; "
+                             f"{name!r} is {kind}")
+    return [dict(zip(params, combo)) for combo in itertools.product(*values)]
 
 
 def without_workers(argv):
