@@ -112,6 +112,15 @@ RANGES = {
     "search.grad_clip": POSITIVE,
     "search.train_portion": FRACTION,
     "search.keep_every": COUNT,
+    "Discretisation.num_edges": POSITIVE_INT,
+    "Discretisation.edge_seed": Range(0, 2 ** 32 - 1, integer=True, optional=True),
+    "Discretisation.tune_epochs": COUNT,
+    "Discretisation.tune_lr": POSITIVE,
+    "Discretisation.tune_momentum": MOMENTUM,
+    "Discretisation.tune_weight_decay": NON_NEGATIVE,
+    "Discretisation.batch_size": POSITIVE_INT,
+    "Discretisation.grad_clip": POSITIVE,
+    "Discretisation.train_portion": FRACTION,
     "select.from_epoch": Range(1, integer=True, optional=True),
 }
 
