@@ -5,4 +5,4 @@ the methods) and the sweep. runner.config.parse_config needs them registered.
 """
 from runner import experiment  # noqa: F401
 from runner.sweeps import sweep  # noqa: F401
-from runner.analysis import discretisation, skip_gap, trajectory  # noqa: F401
+from runner.analysis import discretisation, shuffling, skip_gap, trajectory  # noqa: F401

@@ -112,6 +112,12 @@ RANGES = {
     "search.grad_clip": POSITIVE,
     "search.train_portion": FRACTION,
     "search.keep_every": COUNT,
+    "EdgeShuffling.shuffles": POSITIVE_INT,
+    "EdgeShuffling.baseline_depth": Range(2, integer=True),  # two layers to swap per stage
+    "EdgeShuffling.baseline_C": POSITIVE_INT,
+    "EdgeShuffling.baseline_epochs": COUNT,
+    "EdgeShuffling.baseline_lr": POSITIVE,
+    "EdgeShuffling.batch_size": POSITIVE_INT,
     "Discretisation.num_edges": POSITIVE_INT,
     "Discretisation.edge_seed": Range(0, 2 ** 32 - 1, integer=True, optional=True),
     "Discretisation.tune_epochs": COUNT,

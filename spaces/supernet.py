@@ -22,7 +22,7 @@ class MixedOp(nn.Module):
 
     def __init__(self, names, C, stride, cell_type, edge, make=make_op):
         super().__init__()
-        self.where = (cell_type, edge)
+        self.where, self.stride = (cell_type, edge), stride
         self.ops = nn.ModuleList(make(n, C, stride, search=True) for n in names)
 
     def forward(self, x, w, active):

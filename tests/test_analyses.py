@@ -200,3 +200,79 @@ def test_a_grid_needs_enumerable_params(data_root, tracking, capsys, clean_gin):
                      "sweep.params = {'select.tune_lr': ('float', 0.001, 0.01)}")
     rc, _, err = run_cli(args, capsys)
     assert rc == 2 and "sweep.sampler = 'grid' needs categorical or int params" in err
+
+
+def test_swap_candidates_pair_edges_of_the_same_stride_only():
+    from fixtures import tiny_supernet
+    from runner.analysis.shuffling import cells_of, swap_candidates
+
+    net = tiny_supernet("darts")
+    cells = cells_of(net)
+    assert len(cells) == 3  # C4/L3: normal, reduce, reduce cells
+    normal, reduce = cells[0], cells[1]
+    assert len(swap_candidates(normal)) == 14 * 13 // 2  # every edge stride 1
+    # reduction cell: the 8 edges from the two cell inputs have stride 2, the other 6 stride 1
+    two = [e for e, m in enumerate(reduce) if m.stride == 2]
+    assert two == [0, 1, 2, 3, 5, 6, 9, 10]
+    assert len(swap_candidates(reduce)) == 8 * 7 // 2 + 6 * 5 // 2
+
+
+def test_shuffled_edges_really_swap_with_their_weights():
+    from fixtures import tiny_supernet
+    from runner.analysis.shuffling import cells_of, shuffled_supernet
+
+    net = tiny_supernet("darts").eval()
+    with torch.no_grad():
+        net.alphas.normal_()
+    out, swaps = shuffled_supernet(net, np.random.RandomState(3))
+    assert [c for c, _, _ in swaps] == [0, 1, 2] and all(i < j for _, i, j in swaps)
+    # the input each position receives in the original forward
+    inputs = {}
+    for c, cell in enumerate(cells_of(net)):
+        for e, m in enumerate(cell):
+            m.register_forward_hook(lambda mod, args, o, key=(c, e): inputs.__setitem__(key, args[0]))
+    x = torch.randn(2, 3, 16, 16)
+    w, act = net.mixing_weights().detach(), net.active_ops()
+    with torch.no_grad():
+        net(x)
+        for (c, i, j), before, after in zip(swaps, cells_of(net), [m.edges for m in out.cells]):
+            t = before[0].where[0]
+            for e in range(14):
+                src = {i: j, j: i}.get(e, e)  # position e now computes edge src
+                got = after[e](inputs[(c, e)], w[t, e], act[t][e])
+                assert torch.equal(got, before[src](inputs[(c, e)], w[t, src], act[t][src]))
+                assert (type(after[e]).__name__ == "Moved") == (e in (i, j))
+        assert not torch.equal(out(x), net(x))  # the swaps change the supernet's output
+    assert all(type(e).__name__ == "MixedOp" for cell in cells_of(net) for e in cell)
+
+
+def test_baseline_layer_swap_changes_only_the_chosen_layers():
+    from runner.analysis.shuffling import Baseline, shuffled_baseline
+
+    net = Baseline(True, 3, 4, 3, 10)
+    out, swaps = shuffled_baseline(net, np.random.RandomState(0))
+    for (s, i, j), a, b in zip(swaps, net.stages, out.stages):
+        assert 1 <= i < j <= 3
+        for k in range(4):
+            src = {i: j, j: i}.get(k, k)
+            assert torch.equal(b[k][0].weight, a[src][0].weight), (s, k)
+
+
+def test_edge_shuffling_file_logs_the_table_and_figure(data_root, tracking, capsys, tmp_path,
+                                                      clean_gin):
+    args = tiny_argv(ANALYSIS / "edge_shuffling_darts.gin", data_root, "run.plots = True",
+                     "EdgeShuffling.shuffles = 2", "EdgeShuffling.baseline_epochs = 1",
+                     "EdgeShuffling.baseline_depth = 2", "EdgeShuffling.baseline_C = 4",
+                     "EdgeShuffling.batch_size = 8")
+    rc, _, err = run_cli(args, capsys)
+    assert rc == 0, err
+    (run,) = only_run(tracking, "edge_shuffling_darts")
+    rows = table_of(tracking, run.info.run_id, "edge_shuffling", tmp_path)
+    assert [r["model"] for r in rows] == ["supernet", "vgg", "resnet"]
+    assert all(int(r["shuffles"]) == 2 for r in rows)
+    m = run.data.metrics
+    for r in rows:
+        assert m[f"analysis/{r['model']}_before"] == pytest.approx(float(r["before"]))
+        assert 0.0 <= float(r["after_mean"]) <= 100.0
+    assert "plots/edge_shuffling.png" in {
+        f.path for f in tracking.list_artifacts(run.info.run_id, "plots")}

@@ -293,6 +293,25 @@ def selection_curves(series, path):
     return _save(fig, path)
 
 
+def shuffling_bars(rows, path):
+    """Test accuracy before and after shuffling, mean ± std over the draws, per model
+    (paper Table 1 as a figure). rows: dicts with model, before, after_mean, after_std."""
+    if not rows:
+        return _message(path, "edge shuffling", "no models")
+    fig = _figure(5.5, 3.8)
+    ax = fig.add_subplot()
+    x = np.arange(len(rows))
+    ax.bar(x - 0.2, [r["before"] for r in rows], 0.4, color="tab:blue", label="before")
+    std = [r["after_std"] if _finite(r["after_std"]) else 0.0 for r in rows]
+    ax.bar(x + 0.2, [r["after_mean"] for r in rows], 0.4, yerr=std, capsize=3,
+           color="tab:orange", label="after shuffling")
+    ax.set_xticks(x, [r["model"] for r in rows])
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    return _save(fig, path)
+
+
 def discretisation_bars(rows, cell, path):
     """Per edge, softmax(alpha) and discretisation accuracy at convergence of each op, side by
     side (paper Figures 1 and 7). rows: dicts with edge, op, alpha, disc_acc."""
