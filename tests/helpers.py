@@ -41,3 +41,18 @@ def run_cli(argv, capsys):
     rc = main(argv)
     out, err = capsys.readouterr()
     return rc, out, err
+
+
+def analysis_runs(client, experiment):
+    """The runs of an MLflow experiment, oldest first."""
+    exp = client.get_experiment_by_name(experiment)
+    return client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
+
+
+def analysis_table(client, run_id, name, tmp_path):
+    """Rows of the CSV table `analysis/<name>.csv` a run logged."""
+    import csv
+
+    path = client.download_artifacts(run_id, f"analysis/{name}.csv", str(tmp_path / run_id))
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
