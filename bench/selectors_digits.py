@@ -1,8 +1,15 @@
-"""PT vs magnitude on the same supernets: S4 `noise` kept and S2 skip counts (paper §5, Table 3).
+"""The paper's central claims on the digits set (scikit-learn, CPU), over several seeds:
 
-Searches S2 and S4 supernets on the digits set for several seeds, then selects from each
-supernet: magnitude in the search run, PT through `select.from_run`; prints a markdown table.
+(a) S2: skip_connect ops kept by magnitude vs PT, and the retrained test accuracy of both;
+(b) S4: noise ops kept by magnitude vs PT, with the supernet's own valid accuracy;
+(c) S2: Figure 2's counts (the op alpha picks vs the op discretisation accuracy picks, per edge);
+(d) DARTS space: the mean Kendall tau of alpha vs discretisation accuracy on 3 edges (Figure 1).
+
+Every selection of one seed reads the same supernet (`select.from_run`). Sizes are the
+quickstart's (gin/quickstart.gin: C8/L5 supernet, C12/L5 10-epoch retrain) unless set below.
 Usage: python bench/selectors_digits.py --seeds 0 1 2 [--tracking sqlite:///evidence.db]
+       [--search-epochs 20] [--only a b c d]
+Prints one markdown table per claim.
 """
 import argparse
 import os
@@ -11,15 +18,14 @@ import sys
 
 from mlflow.tracking import MlflowClient
 
-SMALL = ["supernet.C = 6", "supernet.layers = 5", "search.epochs = 4",
-         "Perturbation.subset = 128", "run.do_retrain = False", "run.device = 'cpu'"]
+CPU = ["run.device = 'cpu'", "run.plots = False"]
 
 
 def runner(gin_files, binds, env):
     cmd = [sys.executable, "-m", "runner"]
     for g in gin_files:
         cmd += ["--gin", g]
-    for b in SMALL + binds:
+    for b in CPU + binds:
         cmd += ["--bind", b]
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
 
@@ -29,30 +35,81 @@ def latest(client, name):
     return client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"])[0]
 
 
+def last(client, run_id, key):
+    h = client.get_metric_history(run_id, key)
+    return max(h, key=lambda m: m.step).value if h else float("nan")
+
+
+def selectors(client, env, space, seed, epochs):
+    """Magnitude in the search run, PT from its supernet; both retrained."""
+    name = f"evidence_{space}"
+    base = ["gin/quickstart.gin", f"gin/spaces/{space}.gin"]
+    common = [f"run.seed = {seed}", f"run.experiment_name = '{name}'",
+              f"search.epochs = {epochs}"]
+    runner(base, common, env)
+    parent = latest(client, name)
+    runner(base + ["gin/selectors/pt.gin"],
+           common + [f"select.from_run = '{parent.info.run_id}'"], env)
+    rows = []
+    for sel, run in (("magnitude", parent), ("pt", latest(client, name))):
+        g = run.data.tags["genotype"]
+        rows.append({"space": space, "seed": seed, "selector": sel,
+                     "supernet_valid_acc": last(client, parent.info.run_id, "search/valid_acc"),
+                     "noise": g.count("'noise'"), "skip_connect": g.count("'skip_connect'"),
+                     "test_acc": run.data.metrics.get("test_acc", float("nan"))})
+        print(rows[-1], flush=True)
+    return rows, parent.info.run_id
+
+
+def discretisation(client, env, analysis, space_gin, seed, supernet, binds=()):
+    name = f"evidence_{analysis}"
+    runner([f"gin/analysis/{analysis}.gin", "gin/quickstart.gin", space_gin, "gin/data/digits.gin"],
+           [f"run.seed = {seed}", f"run.experiment_name = '{name}'",
+            "run.analysis = @Discretisation()", *binds]
+           + ([f"select.from_run = '{supernet}'"] if supernet else []), env)
+    run = latest(client, name)
+    return {"seed": seed, "picks": run.data.tags.get("analysis_picks"),
+            "mean_kendall_tau": run.data.metrics.get("analysis/mean_kendall_tau", float("nan"))}
+
+
+def table(rows):
+    cols = list(rows[0])
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        out.append("| " + " | ".join(f"{v:.2f}" if isinstance(v, float) else str(v)
+                                     for v in r.values()) + " |")
+    return "\n".join(out)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--tracking", default="sqlite:///evidence.db")
+    p.add_argument("--search-epochs", type=int, default=20,
+                   help="S2/S4 supernet epochs (about 12 alpha steps each on digits)")
+    p.add_argument("--tune-epochs", type=int, default=2,
+                   help="Discretisation.tune_epochs for (c) and (d)")
+    p.add_argument("--only", nargs="+", default=["a", "b", "c", "d"])
     a = p.parse_args()
     env = dict(os.environ, MLFLOW_TRACKING_URI=a.tracking)
     client = MlflowClient(a.tracking)
-    rows = []
-    for space in ("s4", "s2"):
-        for seed in a.seeds:
-            name = f"evidence_{space}"
-            base = ["gin/quickstart.gin", f"gin/spaces/{space}.gin"]
-            common = [f"run.seed = {seed}", f"run.experiment_name = '{name}'"]
-            runner(base, common, env)  # search, then magnitude selection (quickstart's selector)
-            parent = latest(client, name)
-            runner(base + ["gin/selectors/pt.gin"], common + [
-                "select.tune_epochs = 1", f"select.from_run = '{parent.info.run_id}'"], env)
-            for sel, run in (("magnitude", parent), ("pt", latest(client, name))):
-                g = run.data.tags["genotype"]
-                rows.append((space, seed, sel, g.count("'noise'"), g.count("'skip_connect'")))
-                print(rows[-1], flush=True)
-    print("\n| space | seed | selector | noise ops kept | skip_connect ops |\n|---|---|---|---|---|")
-    for r in rows:
-        print("| " + " | ".join(map(str, r)) + " |")
+    found, supernets = {}, {}
+    for claim, space in (("a", "s2"), ("b", "s4")):
+        if claim in a.only or (claim == "a" and "c" in a.only):
+            rows = []
+            for seed in a.seeds:
+                r, supernets[(space, seed)] = selectors(client, env, space, seed, a.search_epochs)
+                rows += r
+            found[claim] = rows
+    tune = f"Discretisation.tune_epochs = {a.tune_epochs}"
+    if "c" in a.only:
+        found["c"] = [discretisation(client, env, "discretisation_s2", "gin/spaces/s2.gin", s,
+                                     supernets[("s2", s)], [tune]) for s in a.seeds]
+    if "d" in a.only:  # the quickstart's own DARTS-space search (6 epochs)
+        found["d"] = [discretisation(client, env, "discretisation_darts", "gin/spaces/darts.gin",
+                                     s, None, [tune]) for s in a.seeds]
+    for claim, rows in found.items():
+        print(f"\n({claim})\n{table(rows)}")
 
 
 if __name__ == "__main__":
