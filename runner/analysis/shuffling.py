@@ -105,7 +105,7 @@ class EdgeShuffling:
     """The analysis, run by `run.analysis = @EdgeShuffling()` on the run's supernet.
 
     shuffles: R draws per model. baseline_depth: layers per stage of the two baselines (the
-    DARTS supernet has 8 cells of 14 edges); baseline_C, baseline_epochs, baseline_lr: their
+    search supernet has 8 cells); baseline_C, baseline_epochs, baseline_lr: their
     size and training (SGD, cosine to 0, on the full train split).
     """
 
