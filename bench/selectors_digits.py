@@ -3,7 +3,9 @@
 (a) S2: skip_connect ops kept by magnitude vs PT, and the retrained test accuracy of both;
 (b) S4: noise ops kept by magnitude vs PT, with the supernet's own valid accuracy;
 (c) S2: Figure 2's counts (the op alpha picks vs the op discretisation accuracy picks, per edge);
-(d) DARTS space: the mean Kendall tau of alpha vs discretisation accuracy on 3 edges (Figure 1).
+(d) DARTS space: the mean Kendall tau of alpha vs discretisation accuracy on 3 edges (Figure 1);
+(e) S2: magnitude, PT and PT-Mag from one supernet, all retrained, in the MLflow experiment
+    `selectors_compare` (the README's MLflow screenshot: scripts/mlflow_screenshot.py).
 
 Every selection of one seed reads the same supernet (`select.from_run`). Sizes are the
 quickstart's (gin/quickstart.gin: C8/L5 supernet, C12/L5 10-epoch retrain) unless set below.
@@ -61,6 +63,26 @@ def selectors(client, env, space, seed, epochs):
     return rows, parent.info.run_id
 
 
+def compare(client, env, seed, epochs):
+    """(e): one S2 supernet, three selectors, each retrained."""
+    name = "selectors_compare"
+    base = ["gin/quickstart.gin", "gin/spaces/s2.gin"]
+    common = [f"run.seed = {seed}", f"run.experiment_name = '{name}'",
+              f"search.epochs = {epochs}"]
+    runner(base, common, env)  # magnitude
+    parent = latest(client, name).info.run_id
+    rows = []
+    for sel in ("pt", "pt_mag"):
+        runner(base + [f"gin/selectors/{sel}.gin"],
+               common + [f"select.from_run = '{parent}'"], env)
+    for run in client.search_runs([client.get_experiment_by_name(name).experiment_id]):
+        g = run.data.tags["genotype"]
+        rows.append({"selector": run.data.tags["selector"], "seed": seed,
+                     "skip_connect": g.count("'skip_connect'"),
+                     "test_acc": run.data.metrics.get("test_acc", float("nan"))})
+    return rows
+
+
 def discretisation(client, env, analysis, space_gin, seed, supernet, binds=()):
     name = f"evidence_{analysis}"
     runner([f"gin/analysis/{analysis}.gin", "gin/quickstart.gin", space_gin, "gin/data/digits.gin"],
@@ -89,7 +111,7 @@ def main():
                    help="S2/S4 supernet epochs (about 12 alpha steps each on digits)")
     p.add_argument("--tune-epochs", type=int, default=2,
                    help="Discretisation.tune_epochs for (c) and (d)")
-    p.add_argument("--only", nargs="+", default=["a", "b", "c", "d"])
+    p.add_argument("--only", nargs="+", default=["a", "b", "c", "d", "e"])
     a = p.parse_args()
     env = dict(os.environ, MLFLOW_TRACKING_URI=a.tracking)
     client = MlflowClient(a.tracking)
@@ -108,6 +130,8 @@ def main():
     if "d" in a.only:  # the quickstart's own DARTS-space search (6 epochs)
         found["d"] = [discretisation(client, env, "discretisation_darts", "gin/spaces/darts.gin",
                                      s, None, [tune]) for s in a.seeds]
+    if "e" in a.only:
+        found["e"] = compare(client, env, a.seeds[0], a.search_epochs)
     for claim, rows in found.items():
         print(f"\n({claim})\n{table(rows)}")
 
