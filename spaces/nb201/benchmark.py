@@ -13,8 +13,8 @@ What the numbers are (NAS-Bench-201 paper, Table 4; darts-pt reports the same):
 - cifar10: test = 'ori-test' of the 'cifar10' entry (trained on train + valid);
   valid = 'x-valid' of the 'cifar10-valid' entry (trained on the train half only), i.e. the
   'valid-accuracy' of get_more_info(index, 'cifar10-valid', ...): the 'cifar10' entry has no
-  validation set of its own, and this is the validation accuracy the paper reports for
-  CIFAR-10; train = 'train' of the 'cifar10' entry; `seeds`/`params` from 'cifar10';
+  validation set of its own (decided; darts-pt logs no CIFAR-10 validation accuracy);
+  train = 'train' of the 'cifar10' entry; `seeds`/`params` from 'cifar10';
 - cifar100 and ImageNet16-120: valid = 'x-valid', test = 'x-test' (the two halves of the
   original test set; 'ori-test' is both together and is not used), train = 'train';
 - test_acc_std: the population standard deviation (ddof=0) of the final test accuracy over
