@@ -80,17 +80,13 @@ def main(C, N, batch, steps, eval_batches, threads):
                 top1.update(prec1.data, n)
         return top1.avg, objs.avg
 
-    def pt_edge():  # projection.py project(), proj_crit 'acc', on edge EDGE
-        best_opid, extrema = 0, None
-        for opid in range(net.num_op):
-            weights = net.get_projected_weights()
-            proj_mask = torch.ones_like(weights[EDGE])
-            proj_mask[opid] = 0
-            weights[EDGE] = weights[EDGE] * proj_mask
-            acc = infer(weights)[0]
-            if extrema is None or acc < extrema:
-                extrema, best_opid = acc, opid
-        return best_opid
+    def pt_edge():  # the operation test on edge EDGE, criterion 'acc', on the reference net
+        accs = []
+        for k in range(net.num_op):
+            w = net.get_projected_weights()
+            w[EDGE] = w[EDGE] * (torch.arange(net.num_op, device=w.device) != k)  # op k masked
+            accs.append(float(infer(w)[0]))
+        return min(range(len(accs)), key=accs.__getitem__)  # lowest accuracy, first on ties
 
     out = {"nb201_search_step_s": timed(search_step, steps, dev),
            "nb201_pt_edge_s": timed(pt_edge, steps, dev)}
