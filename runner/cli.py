@@ -5,7 +5,7 @@ import os
 import signal
 import sys
 
-from runner.config import REPO_GIN, is_sweep, one_line, parse_config
+from runner.config import REPO_GIN, is_sweep, is_trajectory, one_line, parse_config
 
 EPILOG = """The experiment files are the .gin files at the top of gin/ (one per paper experiment,
 plus quickstart.gin): list them with `runner --list`. Shared parts live in gin/spaces,
@@ -61,8 +61,6 @@ def main(argv=None):
 
         args.gin = parse_config(args.gin, bindings)
         signal.signal(signal.SIGTERM, _terminate)  # preemption: mark the run KILLED
-        from runner.analysis.trajectory import is_trajectory
-
         if is_sweep():
             from runner.sweeps.sweep import sweep
 

@@ -73,13 +73,26 @@ def one_line(exc):
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+UNBOUND = object()
+
+
+def bound(key, default=UNBOUND):
+    """The parsed value of gin binding `key` ('configurable.param'), or `default` if unbound."""
+    try:
+        return gin.query_parameter(key)
+    except ValueError:
+        return default
+
+
 def is_sweep():
     """A gin config that binds `sweep.params` runs an Optuna sweep (gin/sweeps/)."""
-    try:
-        gin.query_parameter("sweep.params")
-    except ValueError:
-        return False
-    return True
+    return bound("sweep.params") is not UNBOUND
+
+
+def is_trajectory():
+    """A gin config that binds `trajectory.selectors` runs the selection-trajectory analysis
+    (runner/analysis/trajectory.py)."""
+    return bound("trajectory.selectors") is not UNBOUND
 
 
 # --- the parsed bindings as MLflow params -------------------------------------------------

@@ -10,7 +10,7 @@ import tempfile
 
 import gin
 
-from runner.config import parse_config
+from runner.config import bound, parse_config
 from tracking.plots import selection_curves
 
 # a selector's bindings on top of the experiment's (which bind the PT settings)
@@ -19,15 +19,6 @@ SELECTORS = {
     "magnitude": ("select.criterion = @Magnitude()", "select.tune_epochs = 0"),
     "pt-mag": ("select.criterion = @Magnitude()",),
 }
-
-
-def is_trajectory():
-    """A gin config that binds `trajectory.selectors` runs this analysis."""
-    try:
-        gin.query_parameter("trajectory.selectors")
-    except ValueError:
-        return False
-    return True
 
 
 @gin.configurable(denylist=["gin_files", "bindings", "resume"])
@@ -41,7 +32,7 @@ def trajectory(gin_files=(), bindings=(), resume=False, selectors=("pt", "magnit
     if unknown:
         raise ValueError(f"trajectory.selectors: unknown {unknown}; known: {list(SELECTORS)}")
     name = gin.query_parameter("run.experiment_name")
-    epochs, every = gin.query_parameter("search.epochs"), gin.query_parameter("search.keep_every")
+    epochs, every = bound("search.epochs", 50), bound("search.keep_every", 0)
     if not every or every > epochs:
         raise ValueError(f"search.keep_every = {every!r} keeps no supernet of the "
                          f"{epochs} search epochs; the trajectory needs at least one")
@@ -78,13 +69,6 @@ def after_each_decision(tracker, run_id):
     """The supernet's valid accuracy after each decision's fine-tuning (select/valid_acc_after)."""
     history = tracker.client.get_metric_history(run_id, "select/valid_acc_after")
     return [m.value for m in sorted(history, key=lambda m: m.step)]
-
-
-def bound(key, default):
-    try:
-        return gin.query_parameter(key)
-    except ValueError:
-        return default
 
 
 def result_row(tracker, run_id, epoch, selector):
