@@ -14,8 +14,8 @@ import gin
 import numpy as np
 import torch
 
-from runner.selection.select import tune_epoch
-from runner.training.loops import Loop, evaluate
+from runner.selection.select import fine_tune
+from runner.training.loops import Loop, valid_accuracy
 from runner.training.precision import device_of, precision
 
 
@@ -90,11 +90,8 @@ class Discretisation:
         opt = torch.optim.SGD(net.weights(), **self.opt) if self.tune_epochs else None
         loop = Loop(net, data, gen, valid_idx, method, opt, self.batch_size, self.grad_clip,
                     precision(device_of(net)))
-        for ep in range(self.tune_epochs):
-            method.begin_epoch(net, ep, self.tune_epochs, "tune")
-            tune_epoch(loop, train_idx)
-            method.end_epoch(net, ep, "tune")
-        return evaluate(net, data, data.train_x[valid_idx], data.train_y[valid_idx])["eval_acc"]
+        fine_tune(loop, train_idx, range(self.tune_epochs), self.tune_epochs)
+        return valid_accuracy(net, data, valid_idx)
 
 
 def edge_summary(rows):

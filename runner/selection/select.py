@@ -14,7 +14,7 @@ import torch
 from runner.benchmark import decision_columns
 from runner.training import checkpoint, rng
 from runner.selection.criteria import Magnitude, Perturbation  # noqa: F401  (gin configurables)
-from runner.training.loops import Loop, Meter, evaluate, shuffled_batches
+from runner.training.loops import Loop, Meter, shuffled_batches, valid_accuracy
 from runner.training.precision import device_of, precision
 from runner.training.search import train_step
 from spaces.supernet import OPEN, PRUNED
@@ -110,6 +110,14 @@ def tune_epoch(loop, train_idx):
     return meter.result("tune")
 
 
+def fine_tune(loop, train_idx, epochs, total):
+    """The tune epochs `epochs` (indices into `total`), each inside the method's epoch hooks."""
+    for ep in epochs:
+        loop.method.begin_epoch(loop.net, ep, total, "tune")
+        tune_epoch(loop, train_idx)
+        loop.method.end_epoch(loop.net, ep, "tune")
+
+
 def selector_name():
     """'magnitude', 'pt' or 'pt-mag', from the bound criterion and tune epochs."""
     b = gin.get_bindings("select")  # evaluates @Criterion() into an instance
@@ -169,12 +177,9 @@ def select(net, method, data, tracker, gen, seed, ckpt_path=None, resume=None, j
     for r in range(start, rounds):
         new = [dict(decide(net, cell, criterion, loop, order_rng), round=r)
                for cell in net.space.cell.types if open_edges(net, cell) or open_nodes(net, cell)]
-        for ep in range(starts[r], starts[r + 1] if r + 1 < rounds else total_tune):
-            method.begin_epoch(net, ep, total_tune, "tune")
-            tune_epoch(loop, train_idx)
-            method.end_epoch(net, ep, "tune")
-        after = (evaluate(net, data, data.train_x[valid_idx], data.train_y[valid_idx])["eval_acc"]
-                 if tune_epochs else float("nan"))
+        fine_tune(loop, train_idx,
+                  range(starts[r], starts[r + 1] if r + 1 < rounds else total_tune), total_tune)
+        after = valid_accuracy(net, data, valid_idx) if tune_epochs else float("nan")
         geno = net.genotype()  # decided edges as decided, magnitude on the open ones
         found = decision_columns(judge(geno)) if judge else {}
         for rec in new:

@@ -75,3 +75,8 @@ def evaluate(net, data, x, y, batch_size=256):
         meter.update(logits, yb, F.cross_entropy(logits, yb))
     net.train(was)
     return meter.result("eval")
+
+
+def valid_accuracy(net, data, valid_idx):
+    """Eval-mode accuracy (%) on the alpha half of the train split (`valid_idx`)."""
+    return evaluate(net, data, data.train_x[valid_idx], data.train_y[valid_idx])["eval_acc"]
