@@ -256,6 +256,21 @@ def decision_timeline(records, path, cell_types=None):
     return _save(fig, path)
 
 
+def _selector_lines(lines, path, xlabel, ylabel, title=None, height=4.0, markersize=None):
+    """One line per selector: lines = {selector: (xs, ys)}, in legend order."""
+    fig = _figure(6.5, height)
+    ax = fig.add_subplot()
+    for i, (sel, (xs, ys)) in enumerate(lines.items()):
+        ax.plot(xs, ys, marker="o", markersize=markersize, color=f"C{i}", label=sel)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
 def selection_trajectory(rows, path):
     """Benchmark test accuracy of the selected cell against the supernet epoch it was
     selected from, one line per selector (paper Figure 4). rows: dicts with supernet_epoch,
@@ -263,17 +278,12 @@ def selection_trajectory(rows, path):
     rows = [r for r in rows if _finite(r.get("test_acc"))]
     if not rows:
         return _message(path, "selection over supernet epochs", "no benchmark lookups")
-    fig = _figure(6.5, 4.2)
-    ax = fig.add_subplot()
-    for i, sel in enumerate(dict.fromkeys(r["selector"] for r in rows)):
+    lines = {}
+    for sel in dict.fromkeys(r["selector"] for r in rows):
         pts = sorted((r["supernet_epoch"], r["test_acc"]) for r in rows if r["selector"] == sel)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=f"C{i}", label=sel)
-    ax.set_xlabel("supernet search epoch")
-    ax.set_ylabel("benchmark test accuracy (%)")
-    ax.set_title("selected cell over supernet training")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+        lines[sel] = ([p[0] for p in pts], [p[1] for p in pts])
+    return _selector_lines(lines, path, "supernet search epoch", "benchmark test accuracy (%)",
+                           "selected cell over supernet training", height=4.2)
 
 
 def selection_curves(series, path):
@@ -282,15 +292,8 @@ def selection_curves(series, path):
     series = {k: v for k, v in series.items() if any(_finite(x) for x in v)}
     if not series:
         return _message(path, "valid accuracy after each decision", "no fine-tuning logged")
-    fig = _figure(6.5, 4.0)
-    ax = fig.add_subplot()
-    for i, (sel, values) in enumerate(series.items()):
-        ax.plot(range(len(values)), values, marker="o", markersize=3, color=f"C{i}", label=sel)
-    ax.set_xlabel("decision")
-    ax.set_ylabel("supernet valid accuracy after tuning (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+    return _selector_lines({k: (range(len(v)), v) for k, v in series.items()}, path,
+                           "decision", "supernet valid accuracy after tuning (%)", markersize=3)
 
 
 def shuffling_bars(rows, path):
