@@ -46,11 +46,17 @@ def headline(space_name):
     return space.headline if space is not None else "mean"
 
 
+def protocol_runs(df):
+    """The runs of the seed protocol: sweep trials and trajectory points (selections from
+    mid-search supernets) are left out."""
+    return df[df.sweep_study.isna() & df.trajectory_epoch.isna()]
+
+
 def protocol_table(df):
     """Best-of-N and mean ± std of final test error per configuration (sweep trials apart)."""
     import pandas as pd
 
-    done = df[df.test_error.notna() & df.sweep_study.isna() & df.trajectory_epoch.isna()]
+    done = protocol_runs(df[df.test_error.notna()])
     rows = []
     for key, g in done.groupby(KEYS, sort=True, dropna=False):
         err = g.test_error.astype(float)
@@ -65,11 +71,10 @@ def protocol_table(df):
 
 def benchmark_table(df):
     """Benchmark accuracy of the selected cell per configuration: mean ± std (ddof=1) over
-    seeds of the test accuracy, the best, mean valid accuracy and mean rank. Sweep trials and
-    trajectory points (selections from mid-search supernets) are left out."""
+    seeds of the test accuracy, the best, mean valid accuracy and mean rank (protocol_runs)."""
     import pandas as pd
 
-    done = df[df.bench_test_acc.notna() & df.sweep_study.isna() & df.trajectory_epoch.isna()]
+    done = protocol_runs(df[df.bench_test_acc.notna()])
     cols = KEYS + ["N", "test_acc_mean", "test_acc_std", "test_acc_best", "valid_acc_mean",
                    "rank_mean", "seeds"]
     rows = []

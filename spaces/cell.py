@@ -87,8 +87,9 @@ class Benchmark:
     """A tabular benchmark: the trained accuracy of every cell of a family, looked up.
 
     load(path) -> table with lookup(str(genotype), benchmark dataset) -> {'test_acc': ...} and
-    datasets() -> the run dataset names it holds; a missing file raises FileNotFoundError. datasets: run dataset name -> benchmark name.
-    make: the command that writes the table at `default_table`.
+    datasets() -> the run dataset names it holds; a missing file raises FileNotFoundError.
+    datasets: run dataset name -> benchmark name. make: the command that writes the table at
+    `default_table`.
     """
 
     name: str

@@ -48,9 +48,9 @@ def sweep(gin_files=(), bindings=(), argv=(), study_name=gin.REQUIRED, params=gi
 
     # the heartbeat retry callback is marked experimental; it is the documented way (Optuna 5)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    grid = grid_points(params) if sampler == "grid" else None
     if sampler not in ("tpe", "grid"):
         raise ValueError(f"sweep.sampler must be 'tpe' or 'grid', not {sampler!r}")
+    grid = grid_points(params) if sampler == "grid" else None
     study, backend = open_study(study_name, storage, direction, sampler_seed,
                                 len(grid) if grid else n_trials, heartbeat_interval,
                                 grace_period, max_retry, WORKER, grid)
