@@ -9,6 +9,7 @@ alpha ranking and the accuracy ranking, which op each ranks first, and the figur
 import copy
 import math
 import tempfile
+from collections import Counter
 
 import gin
 import numpy as np
@@ -118,14 +119,12 @@ def log(tracker, rows, cell):
             tracker.artifact(path, "analysis")
     taus = [s["kendall_tau"] for s in edges if math.isfinite(s["kendall_tau"])]
     metrics = {"analysis/mean_kendall_tau": float(np.mean(taus))} if taus else {}
-    counts = {}
-    for s in edges:
-        for key in ("alpha_pick", "acc_pick"):
-            counts[f"analysis/{key}s_{s[key]}"] = counts.get(f"analysis/{key}s_{s[key]}", 0) + 1
+    picks = {key: Counter(s[key] for s in edges) for key in ("alpha_pick", "acc_pick")}
+    counts = {f"analysis/{key}s_{op}": n for key, c in picks.items() for op, n in c.items()}
     tracker.metrics({**metrics, **counts}, step=0)
     ops = sorted({r["op"] for r in rows})
     line = "; ".join(f"{who}: " + ", ".join(
-        f"{op} on {sum(s[key] == op for s in edges)}/{len(edges)}" for op in ops)
+        f"{op} on {picks[key][op]}/{len(edges)}" for op in ops)
         for who, key in (("alpha", "alpha_pick"), ("accuracy", "acc_pick")))
     tracker.tags({"analysis_picks": line})
     tracker.plot(discretisation_bars, rows, cell, name="discretisation.png")
