@@ -136,8 +136,10 @@ def run(gin_files=(), bindings=(), resume=False, experiment_name=gin.REQUIRED,
     tags = {"space": space.name, "method": method.name, "selector": selector_name(),
             "dataset": data.name, "seed": seed, "git_commit": git_commit(), "device": str(device),
             "deterministic": deterministic, **(extra_tags or {})}
-    if not do_select or analysis is not None:
-        tags["selector"] = "none (search only)" if analysis is None else f"analysis: {analysis.name}"
+    if analysis is not None:
+        tags["selector"] = f"analysis: {analysis.name}"
+    elif not do_select:
+        tags["selector"] = "none (search only)"
     with opened(tracker, experiment_name, name, tags, parent_run_id or source_run(),
                 newest and newest.run_id, output_dir):
         try:

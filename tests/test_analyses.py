@@ -121,7 +121,8 @@ def test_shuffled_edges_really_swap_with_their_weights():
     inputs = {}
     for c, cell in enumerate(cells_of(net)):
         for e, m in enumerate(cell):
-            m.register_forward_hook(lambda mod, args, o, key=(c, e): inputs.__setitem__(key, args[0]))
+            m.register_forward_hook(
+                lambda mod, args, o, key=(c, e): inputs.__setitem__(key, args[0]))
     x = torch.randn(2, 3, 16, 16)
     w, act = net.mixing_weights().detach(), net.active_ops()
     with torch.no_grad():

@@ -60,6 +60,11 @@ def shuffled_supernet(net, rng):
     return out, swaps
 
 
+def conv_bn_relu(c_in, c_out, stride=1):
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out),
+                         nn.ReLU())
+
+
 class Baseline(nn.Module):
     """3 stages of `depth` 3x3 conv-BN-ReLU layers (C, 2C, 4C; stride 2 at stages 2 and 3),
     plain (VGG-like) or each layer residual (ResNet-like), then pooling and a linear head."""
@@ -67,16 +72,12 @@ class Baseline(nn.Module):
     def __init__(self, residual, depth, C, in_channels, num_classes):
         super().__init__()
         self.residual = residual
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, C, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(C), nn.ReLU())
+        self.stem = conv_bn_relu(in_channels, C)
         self.stages, c_in = nn.ModuleList(), C
         for s in range(3):
             c = C * 2 ** s
-            down = nn.Sequential(nn.Conv2d(c_in, c, 3, 2 if s else 1, 1, bias=False),
-                                 nn.BatchNorm2d(c), nn.ReLU())
-            layers = [nn.Sequential(nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c),
-                                    nn.ReLU()) for _ in range(depth)]
-            self.stages.append(nn.ModuleList([down, *layers]))
+            down = conv_bn_relu(c_in, c, 2 if s else 1)
+            self.stages.append(nn.ModuleList([down] + [conv_bn_relu(c, c) for _ in range(depth)]))
             c_in = c
         self.head = nn.Linear(c_in, num_classes)
 

@@ -28,8 +28,10 @@ class SkipGap:
 
 def epochs_table(client, run_id):
     """[{'epoch', 'valid_acc', 'skip_minus_conv'}] from the run's search metric histories."""
-    gap = {m.step: m.value for m in client.get_metric_history(run_id, "search/alpha_skip_minus_conv")}
-    acc = {m.step: m.value for m in client.get_metric_history(run_id, "search/valid_acc")}
+    def by_epoch(key):
+        return {m.step: m.value for m in client.get_metric_history(run_id, key)}
+
+    gap, acc = by_epoch("search/alpha_skip_minus_conv"), by_epoch("search/valid_acc")
     return [{"epoch": e, "valid_acc": acc[e], "skip_minus_conv": gap[e]}
             for e in sorted(gap) if e in acc]
 
