@@ -34,6 +34,8 @@ FILES = {
     "svhn": ("svhn", ["train_32x32.mat", "test_32x32.mat"]),
     "imagenet16": (imagenet16.FOLDER, imagenet16.TRAIN + [imagenet16.VAL]),
 }
+# datasets without a download: where to get their files instead
+MANUAL = {"imagenet16": "get them from the NAS-Bench-201 authors (no automatic download)"}
 # the random crop's zero padding per dataset (darts-pt: 4 for 32x32 images, 2 for 16x16 ones)
 PAD = {"digits": 2, "imagenet16": 2}
 
@@ -131,8 +133,7 @@ def check_files(name, root):
     where = os.path.join(root, folder)
     missing = [f for f in files if not os.path.isfile(os.path.join(where, f))]
     if missing:
-        get = ("get them from the NAS-Bench-201 authors (no automatic download)"
-               if name == "imagenet16" else "download them with --bind 'dataset.download = True'")
+        get = MANUAL.get(name, "download them with --bind 'dataset.download = True'")
         raise DataError(
             f"{name} files not found in {os.path.abspath(where)}: {', '.join(missing)}; "
             f"{get} or point "
@@ -199,7 +200,7 @@ def dataset(name=gin.REQUIRED, root="data", download=False, verify_md5=True, pad
     if name == "digits":
         arrays = _digits()
     else:
-        if not download or name == "imagenet16":
+        if not download or name in MANUAL:
             check_files(name, root)
         try:
             arrays = _torchvision(name, root, download, verify_md5)
