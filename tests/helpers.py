@@ -43,7 +43,7 @@ def run_cli(argv, capsys):
     return rc, out, err
 
 
-def analysis_runs(client, experiment):
+def experiment_runs(client, experiment):
     """The runs of an MLflow experiment, oldest first."""
     exp = client.get_experiment_by_name(experiment)
     return client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import GIN_DIR, analysis_runs, analysis_table, run_cli, tiny_argv
+from helpers import GIN_DIR, experiment_runs, analysis_table, run_cli, tiny_argv
 
 ANALYSIS = GIN_DIR / "analysis"
 
@@ -25,7 +25,7 @@ def test_skip_gap_is_logged_per_epoch_and_plotted_against_accuracy(data_root, tr
                      "run.plots = True")
     rc, _, err = run_cli(args, capsys)
     assert rc == 0, err
-    (run,) = analysis_runs(tracking, "skip_gap_s2")
+    (run,) = experiment_runs(tracking, "skip_gap_s2")
     rid = run.info.run_id
     gaps = tracking.get_metric_history(rid, "search/alpha_skip_minus_conv")
     assert sorted(m.step for m in gaps) == [0, 1, 2]
@@ -42,7 +42,7 @@ def test_pt_vs_ptmag_selects_both_from_one_supernet_and_plots_their_curves(
                      "run.plots = True", "supernet.layers = 2", "run.space = 's2'")
     rc, _, err = run_cli(args, capsys)
     assert rc == 0, err
-    runs = {r.info.run_name: r for r in analysis_runs(tracking, "pt_vs_ptmag")}
+    runs = {r.info.run_name: r for r in experiment_runs(tracking, "pt_vs_ptmag")}
     assert set(runs) == {"pt_vs_ptmag-trajectory", "pt_vs_ptmag-supernet",
                          "pt_vs_ptmag-pt-epoch1", "pt_vs_ptmag-pt-mag-epoch1"}
     supernet = runs["pt_vs_ptmag-supernet"].info.run_id
@@ -158,7 +158,7 @@ def test_edge_shuffling_file_logs_the_table_and_figure(data_root, tracking, caps
                      "EdgeShuffling.batch_size = 8")
     rc, _, err = run_cli(args, capsys)
     assert rc == 0, err
-    (run,) = analysis_runs(tracking, "edge_shuffling_darts")
+    (run,) = experiment_runs(tracking, "edge_shuffling_darts")
     rows = analysis_table(tracking, run.info.run_id, "edge_shuffling", tmp_path)
     assert [r["model"] for r in rows] == ["supernet", "vgg", "resnet"]
     assert all(int(r["shuffles"]) == 2 for r in rows)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import GIN_DIR, analysis_runs, analysis_table, run_cli, tiny_argv
+from helpers import GIN_DIR, experiment_runs, analysis_table, run_cli, tiny_argv
 from memory_tracker import MemoryTracker
 from runner.analysis.discretisation import Discretisation, edge_summary, kendall_tau
 from runner.methods.darts import Darts
@@ -65,7 +65,7 @@ def test_discretisation_darts_file_logs_table_figure_and_tau(data_root, tracking
                      "run.plots = True")
     rc, out, err = run_cli(args, capsys)
     assert rc == 0, err
-    (run,) = analysis_runs(tracking, "discretisation_darts")
+    (run,) = experiment_runs(tracking, "discretisation_darts")
     rid, tags = run.info.run_id, run.data.tags
     assert tags["analysis"] == "discretisation" and tags["selector"] == "analysis: discretisation"
     rows = analysis_table(tracking, rid, "discretisation", tmp_path)
@@ -91,7 +91,7 @@ def test_discretisation_s2_counts_and_is_reproducible_from_the_same_supernet(
                      "Discretisation.tune_epochs = 1", "dataset.limit = 8")
     rc, _, err = run_cli(args, capsys)
     assert rc == 0, err
-    (first,) = analysis_runs(tracking, "discretisation_s2")
+    (first,) = experiment_runs(tracking, "discretisation_s2")
     rows = analysis_table(tracking, first.info.run_id, "discretisation", tmp_path)
     assert len(rows) == 14 * 2 and {r["op"] for r in rows} == {"skip_connect", "sep_conv_3x3"}
     picks = first.data.tags["analysis_picks"]
@@ -102,7 +102,7 @@ def test_discretisation_s2_counts_and_is_reproducible_from_the_same_supernet(
     # the same supernet (read back from the first run) and seed give the same table
     rc, _, err = run_cli(args + ["--bind", f"select.from_run = '{first.info.run_id}'"], capsys)
     assert rc == 0, err
-    second = analysis_runs(tracking, "discretisation_s2")[-1]
+    second = experiment_runs(tracking, "discretisation_s2")[-1]
     assert second.data.tags["selected_from_run"] == first.info.run_id
     assert second.data.tags["mlflow.parentRunId"] == first.info.run_id
     assert analysis_table(tracking, second.info.run_id, "discretisation", tmp_path) == rows

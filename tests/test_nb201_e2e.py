@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fixtures import experiment_files
-from helpers import GIN_DIR, TINY, argv, run_cli, tiny_argv
+from helpers import GIN_DIR, TINY, argv, experiment_runs, run_cli, tiny_argv
 from spaces.nb201 import OPS
 from spaces.nb201.benchmark import Table
 from spaces.nb201.genotype import Structure
@@ -17,11 +17,6 @@ DATASET = {"cifar10": "cifar10", "cifar100": "cifar100", "imagenet16": "imagenet
 DATA = ("dataset.verify_md5 = False", "Perturbation.subset = 8", "dataset.limit = 16")
 # one search cell per stage (tiny.gin's 3 are the DARTS skeleton's size): a third of the time
 SMALL = "supernet.layers = 1"
-
-
-def only_run(client, name):
-    (run,) = client.search_runs([client.get_experiment_by_name(name).experiment_id])
-    return run
 
 
 def decision_rows(client, run_id, tmp_path):
@@ -71,7 +66,7 @@ def test_experiment_file_searches_selects_and_looks_up(exp, data_root, nb201_tab
     args = tiny_argv(exp, data_root, f"benchmark.table = '{nb201_table}'", SMALL)
     rc, out, err = run_cli(args, capsys)
     assert rc == 0, err
-    run = only_run(tracking, exp.stem)
+    (run,) = experiment_runs(tracking, exp.stem)
     tags = run.data.tags
     dataset = exp.stem.rsplit("_", 1)[-1]
     assert tags["space"] == "nb201" and tags["dataset"] == DATASET[dataset]
@@ -95,7 +90,7 @@ def test_the_selector_files_apply_to_nb201(exp, selector, data_root, nb201_table
                      extra_gin=(GIN_DIR / "selectors" / f"{selector}.gin",))
     rc, _, err = run_cli(args, capsys)
     assert rc == 0, err
-    run = only_run(tracking, exp.stem)
+    (run,) = experiment_runs(tracking, exp.stem)
     assert run.data.tags["selector"] == selector.replace("_", "-")
     rows = check_selection(tracking, run, tmp_path)
     check_lookups(tracking, run, rows, Table.load(nb201_table), exp.stem.rsplit("_", 1)[-1])
@@ -114,7 +109,7 @@ def test_without_a_table_the_run_finishes_and_says_how_to_make_one(data_root, tr
                      SMALL)
     rc, out, err = run_cli(args, capsys)
     assert rc == 0, err
-    run = only_run(tracking, "nb201_cifar100")
+    (run,) = experiment_runs(tracking, "nb201_cifar100")
     assert run.info.status == "FINISHED"
     assert run.data.tags["bench_lookup"] == f"skipped: no table at {missing}"
     lines = [line for line in err.splitlines() if "nb201-table" in line]
@@ -133,7 +128,7 @@ def test_a_corrupt_table_fails_before_any_training(data_root, tracking, capsys, 
     rc, _, err = run_cli(tiny_argv(GIN_DIR / "nb201_cifar10.gin", data_root,
                                    f"benchmark.table = '{bad}'"), capsys)
     assert rc == 2 and len(err.strip().splitlines()) == 1 and str(bad) in err
-    run = only_run(tracking, "nb201_cifar10")
+    (run,) = experiment_runs(tracking, "nb201_cifar10")
     assert "search/train_acc" not in run.data.metrics
 
 
@@ -148,7 +143,7 @@ def test_other_supernet_methods_run_on_nb201(method, tag, data_root, nb201_table
                 + DATA + (SMALL,))
     rc, _, err = run_cli(args, capsys)
     assert rc == 0, err
-    run = only_run(tracking, "nb201_cifar10")
+    (run,) = experiment_runs(tracking, "nb201_cifar10")
     assert run.data.tags["method"] == tag
     check_lookups(tracking, run, check_selection(tracking, run, tmp_path),
                   Table.load(nb201_table), "cifar10")
