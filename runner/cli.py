@@ -5,7 +5,8 @@ import os
 import signal
 import sys
 
-from runner.config import REPO_GIN, is_sweep, is_trajectory, one_line, parse_config
+from runner.config import (REPO_GIN, bound, is_sweep, is_trajectory, one_line, parse_config,
+                           spreads_seeds)
 
 EPILOG = """The experiment files are the .gin files at the top of gin/ (one per paper experiment,
 plus quickstart.gin): list them with `runner --list`. Shared parts live in gin/spaces,
@@ -25,7 +26,8 @@ def parser():
     p.add_argument("--resume", action="store_true",
                    help="continue the newest unfinished run of the same name from its checkpoint")
     p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="sweeps: N worker processes on this machine sharing the study")
+                   help="sweeps and run.seeds: N worker processes on this machine sharing the "
+                        "work, one GPU each (round robin over the visible GPUs)")
     p.add_argument("--list", action="store_true", help="list the experiment files and exit")
     p.add_argument("--traceback", action="store_true", help="show the full traceback on errors")
     return p
@@ -56,7 +58,8 @@ def main(argv=None):
     if not args.gin:
         parser().error("give at least one --gin FILE (runner --list shows the experiment files)")
     try:
-        bindings = args.bind + ([f"sweep.workers = {args.workers}"] if args.workers else [])
+        bindings = args.bind + ([f"sweep.workers = {args.workers}",
+                                 f"seeds.workers = {args.workers}"] if args.workers else [])
         from runner import configurables  # noqa: F401
 
         args.gin = parse_config(args.gin, bindings)
@@ -65,6 +68,12 @@ def main(argv=None):
             from runner.sweeps.sweep import sweep
 
             summary = sweep(gin_files=args.gin, bindings=args.bind, argv=argv)
+        elif spreads_seeds():
+            from runner.sweeps.seeds import spread
+
+            summary = spread(gin_files=args.gin, bindings=args.bind, argv=argv,
+                             experiment_name=bound("run.experiment_name"),
+                             seed_list=list(bound("run.seeds")))
         elif is_trajectory():
             from runner.analysis.trajectory import trajectory
 

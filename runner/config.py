@@ -89,6 +89,17 @@ def is_sweep():
     return bound("sweep.params") is not UNBOUND
 
 
+def spreads_seeds():
+    """`run.seeds` with `--workers N > 1` or a `seeds.storage` runs its seeds at once
+    (runner/sweeps/seeds.py) instead of one after another; so does a worker that such a
+    command started (it joins the same study)."""
+    from runner.placement import WORKER_ENV
+
+    return bool(bound("run.seeds", ())) and (bound("seeds.workers", 1) > 1
+                                            or bound("seeds.storage", None) is not None
+                                            or WORKER_ENV in os.environ)
+
+
 def is_trajectory():
     """A gin config that binds `trajectory.selectors` runs the selection-trajectory analysis
     (runner/analysis/trajectory.py)."""

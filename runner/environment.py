@@ -6,11 +6,18 @@ import subprocess
 import numpy as np
 import torch
 
+from runner.placement import auto_device
+
 
 def pick_device(name):
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    """(device, tags): 'auto' and 'cuda' mean this worker's GPU (runner/placement.py), or the
+    CPU where there is none; a numbered device ('cuda:3', 'cpu') is taken as given."""
+    if name in ("auto", "cuda"):
+        device, tags = auto_device()
+        if name == "cuda" and device.type != "cuda":
+            raise RuntimeError("run.device = 'cuda' but torch sees no CUDA device")
+        return device, tags
+    return torch.device(name), {}
 
 
 def seed_everything(seed):

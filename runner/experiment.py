@@ -119,7 +119,7 @@ def run(gin_files=(), bindings=(), resume=False, experiment_name=gin.REQUIRED,
     if seeds:
         return run_seeds(gin_files, bindings, resume, experiment_name, list(seeds),
                          parent_run_id, output_dir)
-    device = pick_device(device)
+    device, placed = pick_device(device)
     space = get_space(space)
     set_deterministic(deterministic)
     writable(output_dir)
@@ -135,7 +135,7 @@ def run(gin_files=(), bindings=(), resume=False, experiment_name=gin.REQUIRED,
     method = method()
     tags = {"space": space.name, "method": method.name, "selector": selector_name(),
             "dataset": data.name, "seed": seed, "git_commit": git_commit(), "device": str(device),
-            "deterministic": deterministic, **(extra_tags or {})}
+            "deterministic": deterministic, **placed, **(extra_tags or {})}
     if analysis is not None:
         tags["selector"] = f"analysis: {analysis.name}"
     elif not do_select:
@@ -171,13 +171,19 @@ def run_seeds(gin_files, bindings, resume, experiment_name, seeds, parent_run_id
                 continue
             out = run(gin_files, bindings, resume, seed=s, seeds=(), parent_run_id=tracker.run_id)
             results.append({k: out[k] for k in ("run_id", "test_error") if k in out})
-        errors = [r["test_error"] for r in results if "test_error" in r]
-        if errors:
-            tracker.metrics({"seeds/best_test_error": min(errors),
-                             "seeds/mean_test_error": float(np.mean(errors)),
-                             "seeds/std_test_error": float(np.std(errors, ddof=1))
-                             if len(errors) > 1 else 0.0}, step=0)
+        log_seed_metrics(tracker, results)
         return {"run_id": tracker.run_id, "seeds": dict(zip(seeds, results))}
+
+
+def log_seed_metrics(tracker, results):
+    """The protocol's summary on its parent run: best, mean and std of the seeds' test errors
+    (run one after another here, or at once by runner/sweeps/seeds.py)."""
+    errors = [r["test_error"] for r in results if "test_error" in r]
+    if errors:
+        tracker.metrics({"seeds/best_test_error": min(errors),
+                         "seeds/mean_test_error": float(np.mean(errors)),
+                         "seeds/std_test_error": float(np.std(errors, ddof=1))
+                         if len(errors) > 1 else 0.0}, step=0)
 
 
 def saved(out, phase):

@@ -20,6 +20,7 @@ import gin
 
 from runner.compat.optuna_internals import trial_id
 from runner.config import one_line, parse_config
+from runner.placement import WORKER_ENV, worker_env
 from runner.sweeps.setup import (POLL_S, fail_dead_trials, open_study, supernet_run_id,
                                  sweep_run_id)
 
@@ -54,7 +55,7 @@ def sweep(gin_files=(), bindings=(), argv=(), study_name=gin.REQUIRED, params=gi
     study, backend = open_study(study_name, storage, direction, sampler_seed,
                                 len(grid) if grid else n_trials, heartbeat_interval,
                                 grace_period, max_retry, WORKER, grid)
-    children = [spawn(argv) for _ in range(workers - 1)]  # they wait for the setup below
+    children = spawn_workers(argv, workers)  # they wait for the setup below
     parent = sweep_run_id(study, gin_files, bindings, storage, WORKER)
     source = None
     if selection_only:
@@ -95,10 +96,18 @@ def without_workers(argv):
     return out
 
 
-def spawn(argv):
-    """One more worker: the same command, explicitly (gin bindings are per process)."""
+def spawn(argv, index, count):
+    """Worker `index` of `count`: the same command, explicitly (gin bindings are per process),
+    told its place (runner/placement.py: one GPU each)."""
     return subprocess.Popen([sys.executable, "-m", "runner", *without_workers(argv),
-                             "--workers", "1"])
+                             "--workers", "1"], env=worker_env(index, count))
+
+
+def spawn_workers(argv, workers):
+    """Workers 1..N-1 of `--workers N`; this process is worker 0 (its own GPU too)."""
+    if workers > 1:
+        os.environ[WORKER_ENV] = f"0/{workers}"
+    return [spawn(argv, i, workers) for i in range(1, workers)]
 
 
 def work(study, storage, fn, retry):
