@@ -57,6 +57,14 @@ def main(argv=None):
         return 0
     if not args.gin:
         parser().error("give at least one --gin FILE (runner --list shows the experiment files)")
+    from runner import distributed
+
+    with distributed.session() as ranks:  # torchrun: the process group; else nothing
+        return run_command(args, argv, f"rank {ranks.rank}: " if ranks.world > 1 else "")
+
+
+def run_command(args, argv, who):
+    """The command of `args`; one line on stderr for any failure (`who` names the rank)."""
     try:
         bindings = args.bind + ([f"sweep.workers = {args.workers}",
                                  f"seeds.workers = {args.workers}"] if args.workers else [])
@@ -86,16 +94,39 @@ def main(argv=None):
         print("runner: interrupted; the MLflow run is marked KILLED and its checkpoints kept; "
               "continue it with --resume", file=sys.stderr)
         return 130
+    except Stopped as e:
+        print(f"runner: error: {who}{e}", file=sys.stderr)
+        return 2
     except Exception as e:  # noqa: BLE001 - one line per failure, full trace on request
         if args.traceback:
             raise
-        print(f"runner: error: {one_line(e)}", file=sys.stderr)
+        print(f"runner: error: {who}{peer_lost(e) if who else one_line(e)}", file=sys.stderr)
         return 2
-    print_summary(summary)
+    if not who or who == "rank 0: ":  # under torchrun rank 0 speaks for the job
+        print_summary(summary)
     return 0
 
 
+class Stopped(BaseException):
+    """SIGTERM under torchrun: it stops the other ranks when one rank has failed. Not an
+    Exception, so that no handler on the way turns it into another error; the open run
+    is marked FAILED (tracking/mlflow_tracker.Tracker.run)."""
+
+
+def peer_lost(e):
+    """Under torchrun: a collective that failed because another rank died, said so."""
+    text = one_line(e)
+    if isinstance(e, RuntimeError) and any(k in str(e) for k in ("gloo", "NCCL", "Connection")):
+        return f"another rank failed or left the job ({text[:160]})"
+    return text
+
+
 def _terminate(signum, frame):
+    from runner import distributed
+
+    if distributed.ranks().world > 1:  # the run is marked FAILED (an exception), not KILLED
+        raise Stopped(f"stopped by torchrun (signal {signum}): another rank failed or the job "
+                      "was stopped; continue with --resume")
     raise KeyboardInterrupt(f"signal {signum}")
 
 

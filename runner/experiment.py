@@ -9,12 +9,13 @@ import gin
 import numpy as np
 import torch
 
-from runner import methods  # noqa: F401  (registers the methods with gin)
+from runner import distributed, methods  # noqa: F401  (methods: registers them with gin)
 from runner.config import flat_bindings
 from runner.data.datasets import dataset
 from runner.benchmark import benchmark, log_final
 from runner.selection.select import (records_table, select, selector_name, source_epoch,
                                      source_run)
+from runner.given import given_genotype
 from runner.environment import (git_commit, pick_device, seed_everything, set_deterministic,
                                 writable)
 from runner.runs import finished, finished_seeds, opened
@@ -24,6 +25,10 @@ from runner.training.search import search
 from spaces.cell import SearchSpace, get_space
 from tracking import plots
 from tracking.mlflow_tracker import Tracker
+from tracking.silent import SilentTracker
+
+
+RETRAIN_ONLY = "none (given genotype)"
 
 
 @gin.configurable(denylist=["space", "num_classes", "in_channels"])
@@ -53,6 +58,10 @@ def log_selection(tracker, records, genotype, space, num_classes):
     tracker.json(records, "selection/decisions.json")
     timeline = functools.partial(plots.decision_timeline, cell_types=space.cell.types)
     tracker.plot(timeline, records, name="decisions.png")
+    log_genotype(tracker, genotype, space, num_classes)
+
+
+def log_genotype(tracker, genotype, space, num_classes):
     tracker.text(genotype.to_json(), "genotype.json")
     tracker.text(str(genotype) + "\n", "genotype.txt")
     tracker.tags({"genotype": str(genotype)})
@@ -104,9 +113,9 @@ def load_supernet(tracker, run_id, net, method, out, device, epoch=None):
 @gin.configurable(denylist=["gin_files", "bindings", "resume", "parent_run_id", "run_name",
                             "extra_tags"])
 def run(gin_files=(), bindings=(), resume=False, experiment_name=gin.REQUIRED,
-        space=gin.REQUIRED, method=gin.REQUIRED, seed=2, seeds=(), device="auto",
+        space=gin.REQUIRED, method=None, seed=2, seeds=(), device="auto",
         output_dir="outputs", do_select=True, do_retrain=True, deterministic=False, plots=True,
-        analysis=None, parent_run_id=None, run_name=None, extra_tags=None):
+        analysis=None, genotype=None, parent_run_id=None, run_name=None, extra_tags=None):
     """Search, select and retrain as the gin files say; returns a summary dict.
 
     With `resume`, the newest run of the same name continues in place from its last
@@ -114,7 +123,9 @@ def run(gin_files=(), bindings=(), resume=False, experiment_name=gin.REQUIRED,
     --resume is safe). `seeds` runs one nested run per seed under one
     parent run; `do_select=False` stops after the search (a supernet for `select.from_run`).
     `analysis` (runner/analysis/, e.g. @Discretisation()) runs on the searched or loaded
-    supernet in place of selection and retrain.
+    supernet in place of selection and retrain. `genotype` (a genotype string, a genotype.json
+    path or the id of the MLflow run that selected it; runner/given.py) skips search and
+    selection: the run retrains that genotype, nested under its selecting run if named.
     """
     if seeds:
         return run_seeds(gin_files, bindings, resume, experiment_name, list(seeds),
@@ -123,32 +134,53 @@ def run(gin_files=(), bindings=(), resume=False, experiment_name=gin.REQUIRED,
     space = get_space(space)
     set_deterministic(deterministic)
     writable(output_dir)
-    tracker = Tracker(plots=plots)
-    tracker.check()  # fail before any training when the backend is unreachable
+    # under torchrun rank 0 alone reads and writes the tracking store and tells the others
+    tracker = Tracker(plots=plots) if distributed.is_main() else SilentTracker()
+    distributed.decide(tracker.check)  # fail before any training when it is unreachable
+    given = (distributed.decide(lambda: given_genotype(genotype, space, tracker.client))
+             if genotype is not None else None)
+    check_parts(method, given)
     name = run_name or f"{experiment_name}-seed{seed}"
-    newest = tracker.newest(experiment_name, name) if resume else None
+    newest = distributed.decide(lambda: tracker.newest(experiment_name, name)) if resume else None
     if newest is not None and newest.status == "FINISHED":  # a repeated --resume: nothing to do
         return finished(newest, experiment_name, name, output_dir)
     data = dataset(device=device)
     seed_everything(seed)
     gen = torch.Generator(device).manual_seed(seed)
-    method = method()
-    tags = {"space": space.name, "method": method.name, "selector": selector_name(),
+    method = method() if given is None else None
+    tags = {"space": space.name, "method": method.name if method else RETRAIN_ONLY,
+            "selector": selector_name() if method else RETRAIN_ONLY,
             "dataset": data.name, "seed": seed, "git_commit": git_commit(), "device": str(device),
-            "deterministic": deterministic, **placed, **(extra_tags or {})}
+            "deterministic": deterministic, **placed, **distributed.tags(), **(extra_tags or {})}
     if analysis is not None:
         tags["selector"] = f"analysis: {analysis.name}"
     elif not do_select:
         tags["selector"] = "none (search only)"
-    with opened(tracker, experiment_name, name, tags, parent_run_id or source_run(),
+    if given is not None:
+        tags.update(given[1])
+    with opened(tracker, experiment_name, name, tags,
+                parent_run_id or (given[2] if given else source_run()),
                 newest and newest.run_id, output_dir):
+        tracker.run_id = distributed.decide(lambda: tracker.run_id)
         try:
-            judge = benchmark(space, data.name, tracker) if do_select and not analysis else None
+            judge = (benchmark(space, data.name, tracker)
+                     if do_select and not analysis and given is None else None)
             parts = Parts(tracker, space, method, data, gen, seed, device,
                           os.path.join(output_dir, tracker.run_id), judge, analysis)
+            if given is not None:
+                return _retrain_given(parts, given[0], gin_files, bindings)
             return _run(parts, gin_files, bindings, do_select, do_retrain)
         finally:
             tracker.text(gin.operative_config_str(), "config/operative.gin")
+
+
+def check_parts(method, given):
+    if method is None and given is None:
+        raise ValueError("run.method is not bound (include a gin/methods/ file), nor is "
+                         "run.genotype (a retrain of a given genotype)")
+    if distributed.ranks().world > 1 and given is None:
+        raise ValueError("under torchrun the runner retrains a given genotype (run.genotype); "
+                         "search and selection run in one process")
 
 
 def run_seeds(gin_files, bindings, resume, experiment_name, seeds, parent_run_id=None,
@@ -240,10 +272,25 @@ def _run(p, gin_files, bindings, do_select, do_retrain):
     if p.judge:
         summary["bench"] = log_final(tracker, p.judge, genotype)
     if do_retrain:
-        result = retrain(genotype, p.space, data, tracker, gen, p.device,
-                         ckpt_path=os.path.join(out, "retrain.pt"), resume=saved(out, "retrain"))
-        tracker.ensure_logged({"test_error": result["test_error"], "test_acc": result["test_acc"]},
-                              step=0)
-        tracker.plot(plots.retrain_curves, tracker.history("retrain/"), name="retrain.png")
-        summary.update(result)
+        summary.update(_retrain(p, genotype))
     return summary
+
+
+def _retrain(p, genotype):
+    """Train the genotype's network from scratch; its test error is the run's result."""
+    resume = distributed.decide(lambda: saved(p.out, "retrain"))  # rank 0's file, to all
+    result = retrain(genotype, p.space, p.data, p.tracker, p.gen, p.device,
+                     ckpt_path=os.path.join(p.out, "retrain.pt"), resume=resume)
+    p.tracker.ensure_logged({"test_error": result["test_error"], "test_acc": result["test_acc"]},
+                            step=0)
+    p.tracker.plot(plots.retrain_curves, p.tracker.history("retrain/"), name="retrain.png")
+    return result
+
+
+def _retrain_given(p, genotype, gin_files, bindings):
+    """`run.genotype`: no supernet, no selection; the given genotype is retrained."""
+    os.makedirs(p.out, exist_ok=True)
+    log_config(p.tracker, gin_files, bindings)
+    log_genotype(p.tracker, genotype, p.space, p.data.num_classes)
+    return {"run_id": p.tracker.run_id, "space": p.space.name, "genotype": genotype,
+            **_retrain(p, genotype)}

@@ -5,7 +5,8 @@ and mean ± std (sample std, ddof=1). The paper reports one number per cell for 
 of its runs, paper Table 3) and mean ± std plus the best for the DARTS space (paper Table 2): the
 `headline` column says which. Benchmark table (NAS-Bench-201): the benchmark test accuracy of
 the selected cell, mean ± std over seeds (paper Table 4), with valid accuracy and rank. Sweep
-table: one row per trial. Markdown and CSV.
+table: one row per trial. Retrain table: each retrain of a given genotype with the run that
+selected it. Markdown and CSV.
 """
 import argparse
 import json
@@ -13,7 +14,8 @@ import os
 import sys
 
 KEYS = ["space", "dataset", "method", "selector"]
-TAGS = ["seed", "sweep_study", "sweep_trial", "trajectory_epoch"]
+TAGS = ["seed", "sweep_study", "sweep_trial", "trajectory_epoch", "genotype_run"]
+SOURCE = ["source_method", "source_selector", "source_dataset", "source_seed"]
 BENCH = ["test_acc", "valid_acc", "rank"]
 
 
@@ -30,11 +32,11 @@ def runs_frame(client, experiments):
     rows = []
     for r in client.search_runs(ids, "attributes.status = 'FINISHED'", max_results=50000):
         t, m = r.data.tags, r.data.metrics
-        rows.append({**{k: t.get(k) for k in KEYS + TAGS},
+        rows.append({**{k: t.get(k) for k in KEYS + TAGS + SOURCE},
                      "sweep_params": t.get("sweep_params"), "test_error": m.get("test_error"),
                      **{f"bench_{k}": m.get(f"bench/{k}") for k in BENCH},
                      "run_id": r.info.run_id})
-    return pd.DataFrame(rows, columns=KEYS + TAGS + ["sweep_params", "test_error"]
+    return pd.DataFrame(rows, columns=KEYS + TAGS + SOURCE + ["sweep_params", "test_error"]
                         + [f"bench_{k}" for k in BENCH] + ["run_id"])
 
 
@@ -47,9 +49,9 @@ def headline(space_name):
 
 
 def protocol_runs(df):
-    """The runs of the seed protocol: sweep trials and trajectory points (selections from
-    mid-search supernets) are left out."""
-    return df[df.sweep_study.isna() & df.trajectory_epoch.isna()]
+    """The runs of the seed protocol: sweep trials, trajectory points (selections from
+    mid-search supernets) and retrains of given genotypes (`retrain_table`) are left out."""
+    return df[df.sweep_study.isna() & df.trajectory_epoch.isna() & df.genotype_run.isna()]
 
 
 def protocol_table(df):
@@ -87,6 +89,17 @@ def benchmark_table(df):
                      "rank_mean": float(g.bench_rank.astype(float).mean()),
                      "seeds": " ".join(sorted(str(s) for s in g.seed))})
     return pd.DataFrame(rows, columns=cols)
+
+
+def retrain_table(df):
+    """Each retrain of a selected genotype (`run.genotype = '<run id>'`) beside the run that
+    selected it: its search dataset, method, selector and seed, then the retrain's result."""
+    import pandas as pd
+
+    done = df[df.genotype_run.notna()]
+    cols = ["genotype_run", *SOURCE, "dataset", "seed", "test_error", "run_id"]
+    return pd.DataFrame(done[cols].sort_values(["genotype_run", "run_id"]).to_dict("records"),
+                        columns=cols)
 
 
 def sweep_table(df):
@@ -137,7 +150,7 @@ def report(experiments, out="reports", log=True):
     tracker.check()
     df = runs_frame(tracker.client, experiments)
     tables = {"protocol": protocol_table(df), "benchmark": benchmark_table(df),
-              "sweeps": sweep_table(df)}
+              "retrains": retrain_table(df), "sweeps": sweep_table(df)}
     for name, table in tables.items():
         print(f"## {name}\n\n{markdown(table)}")
     paths = write_tables(tables, out)

@@ -18,6 +18,9 @@ def opened(tracker, experiment_name, name, tags, parent_run_id, reopen, output_d
     """The MLflow run, held by this process alone (runner/training/lock.py); a run to reopen
     is locked before it is touched, so a refused process changes nothing in it."""
     what = f"run {{}} ({name!r})"
+    if not tracker.records:  # a torchrun rank other than 0: rank 0 holds the run
+        yield
+        return
     if reopen:
         with lock.held(os.path.join(output_dir, reopen), what.format(reopen)), \
                 tracker.run(experiment_name, run_name=name, tags=tags, run_id=reopen,

@@ -65,7 +65,7 @@ def test_report_gives_the_hand_computed_best_and_mean_std(tracking, tmp_path, ca
     exp = tracking.get_experiment_by_name("paper").experiment_id
     (rep,) = tracking.search_runs([exp], "tags.`mlflow.runName` = 'report'")
     logged = {f.path for f in tracking.list_artifacts(rep.info.run_id, "report")}
-    assert logged == {f"report/{n}.{e}" for n in ("protocol", "benchmark", "sweeps")
+    assert logged == {f"report/{n}.{e}" for n in ("protocol", "benchmark", "retrains", "sweeps")
                       for e in ("csv", "md")}
 
 

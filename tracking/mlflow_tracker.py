@@ -21,6 +21,8 @@ def tracking_uri():
 class Tracker:
     """Thin wrapper over MlflowClient that logs metrics in batches (one call per flush)."""
 
+    records = True  # tracking/silent.py: the tracker of torchrun ranks other than 0
+
     def __init__(self, uri=None, plots=True):
         from mlflow.tracking import MlflowClient
 

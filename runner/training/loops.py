@@ -5,6 +5,7 @@ from typing import Any, Optional
 import torch
 import torch.nn.functional as F
 
+from runner import distributed
 from runner.training.precision import device_of, precision
 
 
@@ -57,13 +58,19 @@ class Meter:
         self.loss += loss.detach() * b
 
     def result(self, prefix):
-        n = max(self.n, 1)
-        return {f"{prefix}_acc": float(self.correct) * 100.0 / n, f"{prefix}_loss": float(self.loss) / n}
+        """Over every rank's samples under torchrun (a collective: all ranks call it)."""
+        n, correct, loss = distributed.all_sum([self.n, float(self.correct), float(self.loss)])
+        n = max(n, 1)
+        return {f"{prefix}_acc": correct * 100.0 / n, f"{prefix}_loss": loss / n}
 
 
 @torch.no_grad()
 def evaluate(net, data, x, y, batch_size=256):
-    """Accuracy and loss over (x, y) uint8 images, BN in eval mode."""
+    """Accuracy and loss over (x, y) uint8 images, BN in eval mode; under torchrun each rank
+    evaluates its share and the result is over all of them."""
+    net = distributed.unwrapped(net)  # DDP's forward is for training steps only
+    part = distributed.share(x.size(0))
+    x, y = x[part], y[part]
     mode = precision(device_of(net))
     was = net.training
     net.eval()

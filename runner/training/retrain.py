@@ -7,8 +7,8 @@ import time
 import gin
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from runner import distributed
 from runner.training import checkpoint, rng
 from runner.training.loops import Meter, evaluate, shuffled_batches
 from runner.training.precision import precision
@@ -16,22 +16,28 @@ from spaces.cell import count_params
 
 
 def train_epoch(net, opt, data, gen, batch_size, grad_clip, aux_weight, cutout, mode):
+    """One epoch over the train split in global batches of `batch_size`. Under torchrun every
+    rank draws the same batches and augmentations (one generator, one seed) and trains on its
+    share of each (distributed.share): the step is the global batch's step."""
     net.train()
     meter = Meter()
     idx = torch.arange(data.train_x.size(0), device=data.train_x.device)
     for bi in shuffled_batches(idx, batch_size, gen):
-        x = mode.input(data.prepare(data.train_x[bi], True, cutout_length=cutout, gen=gen))
-        y = data.train_y[bi]
+        part, n = distributed.share(bi.numel()), bi.numel()
+        x = mode.input(data.prepare(data.train_x[bi], True, cutout_length=cutout, gen=gen))[part]
+        y = data.train_y[bi][part]
         with mode.autocast():
             logits, aux = net(x)
-            loss = F.cross_entropy(logits, y)
-            if aux is not None:
-                loss = loss + aux_weight * F.cross_entropy(aux, y)  # aux loss in training only
+            loss = distributed.scaled_loss(logits, y, n)
+            if aux is not None:  # aux loss in training only
+                loss = loss + aux_weight * distributed.scaled_loss(aux, y, n)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
         opt.step()
-        meter.update(logits.detach(), y, loss.detach())
+        # this rank's mean loss, as the meter weighs it by the rank's share
+        meter.update(logits.detach(), y, loss.detach() * n / (distributed.ranks().world
+                                                              * max(y.numel(), 1)))
     return meter.result("train")
 
 
@@ -47,8 +53,10 @@ def retrain(genotype, space, data, tracker, gen, device, ckpt_path=None, resume=
     """
     net = space.family.network(genotype, data.num_classes, data.in_channels, C=C, layers=layers,
                                auxiliary=auxiliary_weight > 0).to(device)
+    net = distributed.global_batch_norm(net)  # torchrun: the global batch's BN statistics
     mode = precision(device)
     mode.model(net)
+    trained = distributed.data_parallel(net)  # torchrun: gradients averaged over ranks
     tracker.tags(mode.tags())
     params = count_params(net)
     opt = torch.optim.SGD(net.parameters(), lr, momentum=momentum, weight_decay=weight_decay)
@@ -66,8 +74,9 @@ def retrain(genotype, space, data, tracker, gen, device, ckpt_path=None, resume=
     for epoch in range(start, epochs):
         t0 = time.perf_counter()
         net.drop_path_prob = drop_path_prob * epoch / epochs  # linear ramp from 0, as darts-pt
-        metrics = train_epoch(net, opt, data, gen, batch_size, grad_clip, auxiliary_weight, cutout,
-                              mode)
+        distributed.drop_path_stream(gen.initial_seed(), epoch)
+        metrics = train_epoch(trained, opt, data, gen, batch_size, grad_clip, auxiliary_weight,
+                              cutout, mode)
         if not np.isfinite(metrics["train_loss"]):
             raise FloatingPointError(f"non-finite retrain loss in epoch {epoch}; "
                                      f"{checkpoint.last_good(ckpt_path)}")
@@ -78,13 +87,14 @@ def retrain(genotype, space, data, tracker, gen, device, ckpt_path=None, resume=
         metrics.update(test_acc=test["eval_acc"], test_loss=test["eval_loss"],
                        best_test_acc=best, seconds=time.perf_counter() - t0)
         metrics = {f"retrain/{k}": v for k, v in metrics.items()}
-        if ckpt_path:
+        if ckpt_path and distributed.is_main():  # the other ranks hold the same state
             checkpoint.save({"epoch": epoch + 1, "net": net.state_dict(), "opt": opt.state_dict(),
                              "sched": sched.state_dict(), "rng": rng.capture(gen), "best": best,
                              "test": test, "metrics": metrics}, ckpt_path)
         tracker.metrics(metrics, step=epoch)
-        print(f"retrain {epoch + 1}/{epochs}  train_acc {metrics['retrain/train_acc']:.2f}  "
-              f"test_acc {test['eval_acc']:.2f}  {metrics['retrain/seconds']:.1f}s", flush=True)
+        if distributed.is_main():
+            print(f"retrain {epoch + 1}/{epochs}  train_acc {metrics['retrain/train_acc']:.2f}  "
+                  f"test_acc {test['eval_acc']:.2f}  {metrics['retrain/seconds']:.1f}s", flush=True)
     # the headline is the final-epoch test error, never the best epoch (DARTS' convention)
     return {"test_acc": test["eval_acc"], "test_error": 100.0 - test["eval_acc"],
             "best_test_acc": best, "params": params}

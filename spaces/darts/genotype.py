@@ -37,7 +37,9 @@ class Genotype:
 
     @staticmethod
     def parse(text):
-        """Read a DARTS-style `Genotype(normal=[...], ...)` string."""
+        """Read a DARTS-style `Genotype(normal=[...], ...)` string, or its JSON (to_json)."""
+        if text.lstrip().startswith("{"):
+            return Genotype.from_json(text)
         fields = {}
         for key in ("normal", "reduce"):
             start = text.index(key + "=[") + len(key) + 1
@@ -52,6 +54,10 @@ class Genotype:
 
     def count(self, op):
         return sum(name == op for name, _ in self.normal + self.reduce)
+
+    def ops(self):
+        """Every gene's op name, normal cell first."""
+        return [name for name, _ in self.normal + self.reduce]
 
 
 def from_genes(genes):

@@ -15,7 +15,9 @@ class Structure:
 
     @staticmethod
     def parse(text):
-        """The inverse of str(): a structure string back to a Structure."""
+        """The inverse of str(): a structure string (or its JSON, to_json) to a Structure."""
+        if text.lstrip().startswith("{"):
+            return Structure.from_json(text)
         nodes = []
         for part in text.strip().split("+"):
             if not (part.startswith("|") and part.endswith("|")):
@@ -33,6 +35,10 @@ class Structure:
 
     def count(self, op):
         return sum(name == op for node in self.nodes for name, _ in node)
+
+    def ops(self):
+        """Every edge's op name, node by node."""
+        return [name for node in self.nodes for name, _ in node]
 
 
 def from_genes(genes):
