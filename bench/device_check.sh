@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The first check on a lent GPU machine, in one command that needs nothing from outside and
+# fits in about 8 minutes on one H200:
+#   1. installs the carried wheels the device image lacks (.whl/, made by bench/device_wheels.sh)
+#   2. a tiny CUDA experiment end to end: DARTS-space search, PT selection, retrain, MLflow to a
+#      sqlite file under $OUT (the digits set: no download)
+#   3. the GPU rows of bench/perf.py against the reference copy ($REF, default device_ref/)
+#   4. a 2-process NCCL data-parallel retrain step under torchrun when there are 2 GPUs
+#   5. writes $OUT/device_report.md: each step's exit status and time, and their figures
+# Usage (device tool):  run(command="bash bench/device_check.sh", carry=[".whl", "device_ref"])
+#       here, on CPUs:  bash bench/device_check.sh --dry-run     (the same steps, tiny, on gloo)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+DRY=0
+[ "${1:-}" = "--dry-run" ] && DRY=1
+OUT=${OUT:-$PWD/device_out}
+REF=${REF:-$PWD/device_ref}
+PY=${PYTHON:-python3}
+mkdir -p "$OUT"
+REPORT=$OUT/device_report.md
+export PYTHONUNBUFFERED=1 MLFLOW_TRACKING_URI="sqlite:///$OUT/mlflow.db"
+
+if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD || exit 1
+else
+    export PYTHONPATH=$PWD:${PYTHONPATH:-}
+fi
+GPUS=$("$PY" -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 0)
+if [ "$DRY" = 1 ]; then DEV=cpu; SIZE=(--tiny)
+    TINY=(--gin gin/overrides/tiny.gin --bind "Perturbation.subset = 4" --bind "dataset.limit = 16")
+else DEV=cuda; SIZE=(); TINY=(); fi
+
+step() {  # step NAME COMMAND...: its output in $OUT/NAME.log, a row in the report
+    local name=$1 t0=$SECONDS
+    shift
+    "$@" >"$OUT/$name.log" 2>&1
+    local rc=$?
+    echo "| $name | $rc | $((SECONDS - t0)) s |" >>"$OUT/steps.md"
+    return 0
+}
+
+: >"$OUT/steps.md"
+TINY_RUN=(--bind "run.device = '$DEV'" --bind "search.epochs = 2" --bind "retrain.epochs = 2"
+          --bind "select.tune_epochs = 1" --bind "run.experiment_name = 'device_check'")
+step smoke "$PY" -m runner --gin gin/quickstart.gin --gin gin/selectors/pt.gin "${TINY[@]}" \
+    "${TINY_RUN[@]}"
+if [ -f "$REF/bench_reference.py" ] && [ "$DRY" = 0 ]; then
+    step perf "$PY" bench/perf.py --device "$DEV" --reference "$REF"
+else
+    step perf "$PY" bench/perf.py --device "$DEV" --no-reference "${SIZE[@]}"
+fi
+DDP_RUN=(--gin gin/retrain/darts_cifar10.gin --gin gin/overrides/tiny.gin --gin gin/data/digits.gin
+         --bind "run.genotype = \"$(sed -n 's/^genotype: //p' "$OUT/smoke.log")\""
+         --bind "retrain.auxiliary_weight = 0.0" --bind "run.experiment_name = 'device_ddp'")
+if [ "$GPUS" -ge 2 ] || [ "$DRY" = 1 ]; then
+    [ "$DRY" = 1 ] && DDP_RUN+=(--bind "run.device = 'cpu'") || DDP_RUN+=(--bind "run.device = 'auto'")
+    step ddp "$PY" -m torch.distributed.run --standalone --nproc-per-node 2 -m runner "${DDP_RUN[@]}"
+else
+    echo "| ddp | skipped: $GPUS GPU(s) | 0 s |" >>"$OUT/steps.md"
+fi
+
+{
+    echo "# Device check, $(date -u +%Y-%m-%dT%H:%MZ)$([ "$DRY" = 1 ] && echo ' (dry run, CPU)')"
+    echo
+    "$PY" -c "import torch; c = torch.cuda.is_available(); print(f'torch {torch.__version__}, ' + (f'{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}, CUDA {torch.version.cuda}' if c else 'no CUDA'))"
+    echo
+    echo "| step | exit | time |"
+    echo "|---|---|---|"
+    cat "$OUT/steps.md"
+    echo
+    echo "## smoke"
+    grep -E "^(genotype|final test accuracy|retrained params)" "$OUT/smoke.log"
+    echo
+    echo "## perf"
+    sed -n '/^|/p' "$OUT/perf.log"
+    echo
+    echo "## ddp"
+    grep -E "final test accuracy|error" "$OUT/ddp.log" 2>/dev/null | head -5 || true
+} >"$REPORT"
+cat "$REPORT"
