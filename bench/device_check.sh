@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The first check on a lent GPU machine, in one command that needs nothing from outside and
 # fits in about 8 minutes on one H200:
-#   1. installs the carried wheels the device image lacks (.whl/, made by bench/device_wheels.sh)
+#   1. installs the carried wheels the device image lacks (.whl/, made by bench/device_prepare.sh)
 #   2. a tiny CUDA experiment end to end: DARTS-space search, PT selection, retrain, MLflow to a
 #      sqlite file under $OUT (the digits set: no download)
 #   3. the GPU rows of bench/perf.py against the reference copy ($REF, default device_ref/)
