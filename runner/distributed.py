@@ -150,11 +150,12 @@ class GlobalBatchNorm(nn.BatchNorm2d):
         var = all_reduce(((x - mean.view(1, c, 1, 1)) ** 2).sum((0, 2, 3))) / count
         if self.track_running_stats:
             with torch.no_grad():
-                m = self.momentum
+                self.num_batches_tracked.add_(1)
+                m = self.momentum  # None: a cumulative average, as BatchNorm2d
+                m = 1.0 / float(self.num_batches_tracked) if m is None else m
                 self.running_mean.mul_(1 - m).add_(mean.detach() * m)
                 unbiased = var.detach() * count / (count - 1).clamp(min=1)
                 self.running_var.mul_(1 - m).add_(unbiased * m)
-                self.num_batches_tracked.add_(1)
         y = (x - mean.view(1, c, 1, 1)) / torch.sqrt(var.view(1, c, 1, 1) + self.eps)
         if self.affine:
             y = y * self.weight.view(1, c, 1, 1) + self.bias.view(1, c, 1, 1)
