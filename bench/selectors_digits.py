@@ -10,7 +10,8 @@
 Every selection of one seed reads the same supernet (`select.from_run`). Sizes are the
 quickstart's (gin/quickstart.gin: C8/L5 supernet, C12/L5 10-epoch retrain) unless set below.
 Usage: python bench/selectors_digits.py --seeds 0 1 2 [--tracking sqlite:///evidence.db]
-       [--search-epochs 20] [--only a b c d]
+       [--search-epochs 20] [--tune-epochs 2] [--only a b c d e]
+(c) alone selects from the S2 supernets an earlier (a) left in the same tracking store.
 Prints one markdown table per claim.
 """
 import argparse
@@ -94,6 +95,17 @@ def discretisation(client, env, analysis, space_gin, seed, supernet, binds=()):
             "mean_kendall_tau": run.data.metrics.get("analysis/mean_kendall_tau", float("nan"))}
 
 
+def searched(client, space, seed):
+    """The newest supernet run of an earlier (a)/(b) run of this script for that seed."""
+    exp = client.get_experiment_by_name(f"evidence_{space}")
+    runs = client.search_runs([exp.experiment_id] if exp else [],
+                              f"tags.seed = '{seed}' and tags.selector = 'magnitude'",
+                              order_by=["attributes.start_time DESC"], max_results=1)
+    if not runs:
+        raise SystemExit(f"no evidence_{space} search run for seed {seed}: run (a) first")
+    return runs[0].info.run_id
+
+
 def table(rows):
     cols = list(rows[0])
     out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -117,7 +129,7 @@ def main():
     client = MlflowClient(a.tracking)
     found, supernets = {}, {}
     for claim, space in (("a", "s2"), ("b", "s4")):
-        if claim in a.only or (claim == "a" and "c" in a.only):
+        if claim in a.only:
             rows = []
             for seed in a.seeds:
                 r, supernets[(space, seed)] = selectors(client, env, space, seed, a.search_epochs)
@@ -126,7 +138,8 @@ def main():
     tune = f"Discretisation.tune_epochs = {a.tune_epochs}"
     if "c" in a.only:
         found["c"] = [discretisation(client, env, "discretisation_s2", "gin/spaces/s2.gin", s,
-                                     supernets[("s2", s)], [tune]) for s in a.seeds]
+                                     supernets.get(("s2", s)) or searched(client, "s2", s),
+                                     [tune]) for s in a.seeds]
     if "d" in a.only:  # the quickstart's own DARTS-space search (6 epochs)
         found["d"] = [discretisation(client, env, "discretisation_darts", "gin/spaces/darts.gin",
                                      s, None, [tune]) for s in a.seeds]

@@ -125,7 +125,7 @@ def checkpoint_epoch(tmp_path, after=0, timeout=300):
 
 
 def test_a_failed_rank_fails_the_run_and_a_killed_job_resumes_it(data_root, tmp_path):
-    env, epochs = env_for(tmp_path), 16
+    env, epochs = env_for(tmp_path), 10
     cmd = job(data_root, 2, f"retrain.epochs = {epochs}")
     client = tracking_at(tmp_path)
     # 1. rank 1 dies: the job ends, rank 0 says why in one line, the run is FAILED
