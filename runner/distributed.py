@@ -215,5 +215,14 @@ def unwrapped(net):
 def scaled_loss(logits, y, global_n):
     """This rank's share of the global batch's mean loss, times the world size: DDP's
     gradient average then gives exactly the global-batch mean's gradient, also when the
-    shares are unequal."""
+    shares are unequal. One process: the plain mean, bit for bit as before."""
+    if _RANKS.world <= 1:
+        return F.cross_entropy(logits, y)
     return F.cross_entropy(logits, y, reduction="sum") * (_RANKS.world / global_n)
+
+
+def local_mean(loss, global_n, local_n):
+    """The mean loss over this rank's share, from its `scaled_loss` (for the metrics)."""
+    if _RANKS.world <= 1:
+        return loss
+    return loss * global_n / (_RANKS.world * max(local_n, 1))

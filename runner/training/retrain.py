@@ -35,9 +35,7 @@ def train_epoch(net, opt, data, gen, batch_size, grad_clip, aux_weight, cutout, 
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
         opt.step()
-        # this rank's mean loss, as the meter weighs it by the rank's share
-        meter.update(logits.detach(), y, loss.detach() * n / (distributed.ranks().world
-                                                              * max(y.numel(), 1)))
+        meter.update(logits.detach(), y, distributed.local_mean(loss.detach(), n, y.numel()))
     return meter.result("train")
 
 
