@@ -8,7 +8,8 @@
 #   4. a 2-process NCCL data-parallel retrain step under torchrun when there are 2 GPUs
 #   5. writes $OUT/device_report.md: each step's exit status and time, and their figures
 # Usage (device tool):  run(command="bash bench/device_check.sh", carry=[".whl", "device_ref"])
-#       here, on CPUs:  bash bench/device_check.sh --dry-run     (the same steps, tiny, on gloo)
+#       here, on CPUs:  bash bench/device_check.sh --dry-run     (the same steps, tiny, on gloo,
+#                       in this environment: the wheels are for the GPU image, not installed)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DRY=0
@@ -20,7 +21,7 @@ mkdir -p "$OUT"
 REPORT=$OUT/device_report.md
 export PYTHONUNBUFFERED=1 MLFLOW_TRACKING_URI="sqlite:///$OUT/mlflow.db"
 
-if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
+if [ "$DRY" = 0 ] && [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then  # for the GPU image
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD || exit 1
 else
