@@ -60,7 +60,10 @@ def main(argv=None):
     from runner import distributed
 
     with distributed.session() as ranks:  # torchrun: the process group; else nothing
-        return run_command(args, argv, f"rank {ranks.rank}: " if ranks.world > 1 else "")
+        rc = run_command(args, argv, f"rank {ranks.rank}: " if ranks.world > 1 else "")
+        if rc == 0:
+            distributed.finish()
+        return rc
 
 
 def run_command(args, argv, who):

@@ -62,7 +62,17 @@ def session(env=None):
         yield r
     finally:
         _RANKS = Ranks()
-        dist.destroy_process_group()
+        try:
+            dist.destroy_process_group()
+        except Exception:  # noqa: BLE001 - a peer already gone; nothing is left to undo
+            pass
+
+
+def finish():
+    """Every rank waits for the others before tearing down (one that leaves first can make
+    a slower one's last step fail); only after a run that succeeded on this rank."""
+    if _RANKS.world > 1:
+        dist.barrier()
 
 
 def tags():
