@@ -105,7 +105,9 @@ def run_command(args, argv, who):
             raise
         print(f"runner: error: {who}{peer_lost(e) if who else one_line(e)}", file=sys.stderr)
         return 2
-    if not who or who == "rank 0: ":  # under torchrun rank 0 speaks for the job
+    from runner import distributed
+
+    if distributed.is_main():  # under torchrun rank 0 speaks for the job
         print_summary(summary)
     return 0
 

@@ -15,6 +15,8 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
+from runner.training.precision import device_of
+
 
 @dataclass(frozen=True)
 class Ranks:
@@ -177,7 +179,7 @@ def global_batch_norm(net):
     GPUs, GlobalBatchNorm on CPUs. A no-op outside torchrun."""
     if _RANKS.world <= 1:
         return net
-    if net_device(net).type == "cuda":
+    if device_of(net).type == "cuda":
         return nn.SyncBatchNorm.convert_sync_batchnorm(net)
     return _globalise(net)
 
@@ -199,7 +201,7 @@ def data_parallel(net):
     BN buffers are equal on every rank already (global_batch_norm): none are broadcast."""
     if _RANKS.world <= 1:
         return net
-    ids = [net_device(net).index] if net_device(net).type == "cuda" else None
+    ids = [device_of(net).index] if device_of(net).type == "cuda" else None
     params = inspect.signature(nn.parallel.DistributedDataParallel).parameters
     quiet = ({"forward_sync_buffers": False} if "forward_sync_buffers" in params
              else {"broadcast_buffers": False})  # the newer name in torch 2.14
@@ -212,10 +214,6 @@ def drop_path_stream(seed, epoch):
     where the run's one stream goes on as before."""
     if _RANKS.world > 1:
         torch.manual_seed(((seed * 1_000_003 + epoch) * 4096 + _RANKS.rank) % 2**63)
-
-
-def net_device(net):
-    return next(net.parameters()).device
 
 
 def unwrapped(net):

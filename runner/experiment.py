@@ -157,9 +157,9 @@ def run(gin_files=(), bindings=(), resume=False, experiment_name=gin.REQUIRED,
     elif not do_select:
         tags["selector"] = "none (search only)"
     if given is not None:
-        tags.update(given[1])
+        tags.update(given.tags)
     with opened(tracker, experiment_name, name, tags,
-                parent_run_id or (given[2] if given else source_run()),
+                parent_run_id or (given.source_run if given else source_run()),
                 newest and newest.run_id, output_dir):
         tracker.run_id = distributed.decide(lambda: tracker.run_id)
         try:
@@ -168,7 +168,7 @@ def run(gin_files=(), bindings=(), resume=False, experiment_name=gin.REQUIRED,
             parts = Parts(tracker, space, method, data, gen, seed, device,
                           os.path.join(output_dir, tracker.run_id), judge, analysis)
             if given is not None:
-                return _retrain_given(parts, given[0], gin_files, bindings)
+                return _retrain_given(parts, given.genotype, gin_files, bindings)
             return _run(parts, gin_files, bindings, do_select, do_retrain)
         finally:
             tracker.text(gin.operative_config_str(), "config/operative.gin")

@@ -3,8 +3,15 @@ reference's `train.py --arch NAME` does): a genotype string, a genotype.json fil
 MLflow run that selected it, by id."""
 import os
 import re
+from typing import NamedTuple, Optional
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+class Given(NamedTuple):
+    genotype: object
+    tags: dict  # where it came from (genotype_source, and the source run's tags)
+    source_run: Optional[str]  # the MLflow run that selected it: the retrain's parent
 
 
 class GenotypeError(ValueError):
@@ -12,7 +19,7 @@ class GenotypeError(ValueError):
 
 
 def given_genotype(value, space, client):
-    """(genotype, tags, source run id or None) for `run.genotype = value`."""
+    """The Given of `run.genotype = value`."""
     value = str(value).strip()
     if RUN_ID.match(value):
         return from_run(value, space, client)
@@ -22,7 +29,7 @@ def given_genotype(value, space, client):
         source = {"genotype_source": f"file {os.path.abspath(value)}"}
     else:
         text, source = value, {"genotype_source": "string"}
-    return checked(parse(text, space, value), space, value), source, None
+    return Given(checked(parse(text, space, value), space, value), source, None)
 
 
 def parse(text, space, what):
@@ -58,8 +65,8 @@ def from_run(run_id, space, client):
                             f"not {space.name}")
     genotype = checked(parse(tags["genotype"], space, run_id), space, run_id)
     copied = {k: tags[k] for k in ("method", "selector", "dataset", "seed") if k in tags}
-    return genotype, {"genotype_source": f"run {run_id}", "genotype_run": run_id,
-                      **{f"source_{k}": v for k, v in copied.items()}}, run_id
+    return Given(genotype, {"genotype_source": f"run {run_id}", "genotype_run": run_id,
+                            **{f"source_{k}": v for k, v in copied.items()}}, run_id)
 
 
 def short(text, n=60):
