@@ -157,8 +157,10 @@ class GlobalBatchNorm(nn.BatchNorm2d):
         if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
         c = x.size(1)
-        count = all_reduce(torch.tensor([x.numel() / c], dtype=x.dtype, device=x.device))
-        mean = all_reduce(x.sum((0, 2, 3))) / count
+        # the count rides with the sums: two all-reduces per forward (a search runs thousands)
+        local = torch.cat([x.new_full((1,), x.numel() / c), x.sum((0, 2, 3))])
+        total = all_reduce(local)
+        count, mean = total[:1], total[1:] / total[:1]
         var = all_reduce(((x - mean.view(1, c, 1, 1)) ** 2).sum((0, 2, 3))) / count
         if self.track_running_stats:
             with torch.no_grad():
@@ -176,8 +178,10 @@ class GlobalBatchNorm(nn.BatchNorm2d):
 
 def global_batch_norm(net):
     """Every BatchNorm2d of `net` normalising over the global batch: torch's SyncBatchNorm on
-    GPUs, GlobalBatchNorm on CPUs. A no-op outside torchrun."""
-    if _RANKS.world <= 1:
+    GPUs, GlobalBatchNorm on CPUs, in place (the root is returned). A no-op outside torchrun
+    and on a net already converted (search, then selection on the same supernet)."""
+    if _RANKS.world <= 1 or any(isinstance(m, (nn.SyncBatchNorm, GlobalBatchNorm))
+                                for m in net.modules()):
         return net
     if device_of(net).type == "cuda":
         return nn.SyncBatchNorm.convert_sync_batchnorm(net)
@@ -227,6 +231,62 @@ def scaled_loss(logits, y, global_n):
     if _RANKS.world <= 1:
         return F.cross_entropy(logits, y)
     return F.cross_entropy(logits, y, reduction="sum") * (_RANKS.world / global_n)
+
+
+def mean_loss(logits, y):
+    """`scaled_loss` for a loop that does not know the global batch size (the search methods'
+    steps): the size is summed over ranks on the device. One process: the plain mean."""
+    if _RANKS.world <= 1:
+        return F.cross_entropy(logits, y)
+    n = torch.tensor([float(y.numel())], device=logits.device)
+    dist.all_reduce(n)
+    return F.cross_entropy(logits, y, reduction="sum") * (_RANKS.world / n[0])
+
+
+def average(t):
+    """The mean over ranks of a tensor (a gradient from torch.autograd.grad, a loss value);
+    the tensor itself outside torchrun."""
+    if _RANKS.world <= 1:
+        return t
+    t = t.detach().clone()
+    dist.all_reduce(t)
+    return t / _RANKS.world
+
+
+def average_grads(params):
+    """Every parameter's .grad replaced by its mean over ranks, in one all-reduce: with
+    `mean_loss` that is the global batch's gradient, the same on every rank, so optimisers
+    that step on it keep the ranks' parameters (weights and alpha) identical. Parameters
+    without a gradient are skipped (the same ones on every rank: the same ops run)."""
+    if _RANKS.world <= 1:
+        return
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= _RANKS.world
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view(g.shape))
+        offset += g.numel()
+
+
+class RanksDisagree(RuntimeError):
+    """Ranks that should hold the same value hold different ones."""
+
+
+def agree(value, what):
+    """Check that every rank holds the same `value` (e.g. the genotype after a decision);
+    the one-line error names the first rank that differs from rank 0."""
+    if _RANKS.world <= 1:
+        return value
+    values = [None] * _RANKS.world
+    dist.all_gather_object(values, value)
+    for r, v in enumerate(values):
+        if v != values[0]:
+            raise RanksDisagree(f"{what}: rank {r} has {v!r}, rank 0 has {values[0]!r}")
+    return value
 
 
 def local_mean(loss, global_n, local_n):

@@ -74,6 +74,8 @@ def train_supernet(tracker, net, method, data, gen, out, resume=None):
     """Search, then log the alphas per epoch and the supernet checkpoint as artifacts."""
     ckpt = os.path.join(out, "search.pt")
     alphas = search(net, method, data, tracker, gen, ckpt, resume=resume)
+    if not distributed.is_main():  # rank 0 writes the files and logs them
+        return
     alpha_path = os.path.join(out, "alphas.npz")
     np.savez_compressed(alpha_path, alphas=alphas, cells=np.array(net.space.cell.types))
     tracker.artifact(alpha_path, "search")
@@ -92,12 +94,8 @@ def load_supernet(tracker, run_id, net, method, out, device, epoch=None):
     """Start selection from the supernet another run trained (`select.from_run`), after its
     search epoch `epoch` (`select.from_epoch`, a `search.keep_every` snapshot) or at its end."""
     name = "search.pt" if epoch is None else f"search_epoch{epoch}.pt"
-    try:
-        path = tracker.client.download_artifacts(run_id, f"search/{name}", out)
-    except Exception as e:  # noqa: BLE001 - MLflow raises several types for a missing artifact
-        raise checkpoint.CheckpointError(f"run {run_id} has no artifact search/{name} "
-                                         f"({type(e).__name__})") from e
-    state = checkpoint.load(path, map_location=device)
+    # torchrun: rank 0 reads the tracking store, every rank gets the state
+    state = distributed.decide(lambda: fetch_supernet(tracker, run_id, name, out, device))
     trained = state.get("meta", {}).get("space", net.space.name)
     if trained != net.space.name:  # another method may select from it; another space may not
         raise checkpoint.CheckpointError(f"run {run_id} trained a {trained} supernet, "
@@ -108,6 +106,15 @@ def load_supernet(tracker, run_id, net, method, out, device, epoch=None):
         method.load_state_dict(state["method"])
     tracker.tags({"selected_from_run": run_id, "selected_from_epoch":
                   state.get("epoch") if epoch is not None else "final"})
+
+
+def fetch_supernet(tracker, run_id, name, out, device):
+    try:
+        path = tracker.client.download_artifacts(run_id, f"search/{name}", out)
+    except Exception as e:  # noqa: BLE001 - MLflow raises several types for a missing artifact
+        raise checkpoint.CheckpointError(f"run {run_id} has no artifact search/{name} "
+                                         f"({type(e).__name__})") from e
+    return checkpoint.load(path, map_location=device)
 
 
 @gin.configurable(denylist=["gin_files", "bindings", "resume", "parent_run_id", "run_name",
@@ -127,6 +134,9 @@ def run(gin_files=(), bindings=(), resume=False, experiment_name=gin.REQUIRED,
     path or the id of the MLflow run that selected it; runner/given.py) skips search and
     selection: the run retrains that genotype, nested under its selecting run if named.
     """
+    if seeds and distributed.ranks().world > 1:
+        raise ValueError("run.seeds under torchrun: start one torchrun job per seed, or spread "
+                         "the seeds over GPUs with --workers (one process per GPU)")
     if seeds:
         return run_seeds(gin_files, bindings, resume, experiment_name, list(seeds),
                          parent_run_id, output_dir)
@@ -139,7 +149,7 @@ def run(gin_files=(), bindings=(), resume=False, experiment_name=gin.REQUIRED,
     distributed.decide(tracker.check)  # fail before any training when it is unreachable
     given = (distributed.decide(lambda: given_genotype(genotype, space, tracker.client))
              if genotype is not None else None)
-    check_parts(method, given)
+    check_parts(method, given, analysis)
     name = run_name or f"{experiment_name}-seed{seed}"
     newest = distributed.decide(lambda: tracker.newest(experiment_name, name)) if resume else None
     if newest is not None and newest.status == "FINISHED":  # a repeated --resume: nothing to do
@@ -174,13 +184,13 @@ def run(gin_files=(), bindings=(), resume=False, experiment_name=gin.REQUIRED,
             tracker.text(gin.operative_config_str(), "config/operative.gin")
 
 
-def check_parts(method, given):
+def check_parts(method, given, analysis=None):
     if method is None and given is None:
         raise ValueError("run.method is not bound (include a gin/methods/ file), nor is "
                          "run.genotype (a retrain of a given genotype)")
-    if distributed.ranks().world > 1 and given is None:
-        raise ValueError("under torchrun the runner retrains a given genotype (run.genotype); "
-                         "search and selection run in one process")
+    if distributed.ranks().world > 1 and analysis is not None:
+        raise ValueError(f"run.analysis ({analysis.name}) runs in one process, not under "
+                         "torchrun")
 
 
 def run_seeds(gin_files, bindings, resume, experiment_name, seeds, parent_run_id=None,
@@ -245,13 +255,15 @@ def _run(p, gin_files, bindings, do_select, do_retrain):
     os.makedirs(out, exist_ok=True)
     log_config(tracker, gin_files, bindings)
     net = supernet(p.space, data.num_classes, data.in_channels).to(p.device)
-    parent, select_state = source_run(), saved(out, "select")
+    parent = source_run()
+    select_state = distributed.decide(lambda: saved(out, "select"))  # rank 0's file, to all
     if select_state is not None:
         method.setup(net)  # the selection checkpoint holds the supernet and alpha optimiser
     elif parent:
         load_supernet(tracker, parent, net, method, out, p.device, source_epoch())
     else:
-        train_supernet(tracker, net, method, data, gen, out, saved(out, "search"))
+        train_supernet(tracker, net, method, data, gen, out,
+                       distributed.decide(lambda: saved(out, "search")))
     summary = {"run_id": tracker.run_id, "space": p.space.name}
     if p.analysis is not None:
         seed_everything(p.seed)  # as selection: the same supernet and seed, the same result

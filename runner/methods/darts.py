@@ -6,8 +6,8 @@ SDARTS (sdarts.py) and SGAS (sgas.py) subclass it; the package registers all thr
 """
 import gin
 import torch
-import torch.nn.functional as F
 
+from runner import distributed
 from runner.methods.second_order import unrolled_alpha_grad
 
 
@@ -66,7 +66,8 @@ class Darts:
                 net.alphas.grad = unrolled_alpha_grad(net, w_opt, train, valid)
         else:  # only alpha's gradient: the weight grads the reference fills here are zeroed
             # unread, and skipping them (mostly depthwise grad_weight) is bit-identical (test_perf)
-            F.cross_entropy(net(valid[0]), valid[1]).backward(inputs=[net.alphas])
+            distributed.mean_loss(net(valid[0]), valid[1]).backward(inputs=[net.alphas])
+            distributed.average_grads([net.alphas])  # torchrun: the global batch's, every rank
         self.arch_opt.step()
 
     def mixing(self, net, train):
@@ -78,14 +79,16 @@ class Darts:
         return net.mixing_weights().detach()
 
     def step(self, net, w_opt, train, valid, grad_clip):
-        """One search step: alpha step, then weight step. Returns (logits, loss)."""
+        """One search step: alpha step, then weight step. Returns (logits, loss); under torchrun
+        the batches are this rank's shares and the loss is `distributed.mean_loss`'s."""
         xt, yt = train
         w_opt.zero_grad(set_to_none=True)
         self.arch_step(net, w_opt, train, valid)
         w_opt.zero_grad(set_to_none=True)
         logits = net(xt, weights=self.mixing(net, train))
-        loss = F.cross_entropy(logits, yt)
+        loss = distributed.mean_loss(logits, yt)
         loss.backward()
+        distributed.average_grads(net.weights())
         torch.nn.utils.clip_grad_norm_(net.weights(), grad_clip)
         w_opt.step()
         return logits.detach(), loss.detach()

@@ -6,8 +6,8 @@ step is DARTS' (first order unless `Darts.unrolled`).
 """
 import gin
 import torch
-import torch.nn.functional as F
 
+from runner import distributed
 from runner.methods.darts import Darts
 from spaces.supernet import apply_decisions
 
@@ -53,21 +53,21 @@ def pgd_linf(net, probs, x, y, eps, steps=7):
     loss went down.
     """
     def loss(p):
-        return F.cross_entropy(net(x, weights=keep_decisions(net, p)), y)
+        return distributed.mean_loss(net(x, weights=keep_decisions(net, p)), y)
 
     was = net.training
     net.eval()
     with torch.no_grad():
-        before = loss(probs)
+        before = distributed.average(loss(probs))  # torchrun: the global batch's loss
         p = clip(probs + uniform_noise(probs, eps))
     for _ in range(steps):
         p.requires_grad_(True)
-        (g,) = torch.autograd.grad(loss(p), p)
+        g = distributed.average(torch.autograd.grad(loss(p), p)[0])
         with torch.no_grad():
             p = p + (2 * eps / steps) * g.sign()
             p = clip(probs + (p - probs).clamp(-eps, eps))
     with torch.no_grad():
-        after = loss(p)
+        after = distributed.average(loss(p))
     net.train(was)
     return keep_decisions(net, probs if before > after else p)
 

@@ -4,20 +4,23 @@ d/d alpha L_val(w', alpha) with w' = w - eta * (mu * m + grad_w L_train(w, alpha
 the Hessian term by a central finite difference around w.
 """
 import torch
-import torch.nn.functional as F
+
+from runner import distributed
 
 R = 0.01  # eps = R / ||v||_2 (quark0/darts _hessian_vector_product)
 
 
 def _loss(net, batch):
     x, y = batch
-    return F.cross_entropy(net(x), y)
+    return distributed.mean_loss(net(x), y)
 
 
 def _grads(loss, params):
-    """Gradients of `loss`; zeros for parameters it does not reach (inactive ops)."""
+    """Gradients of `loss`; zeros for parameters it does not reach (inactive ops). Under
+    torchrun each is the mean over ranks: every rank takes the same virtual step."""
     gs = torch.autograd.grad(loss, params, allow_unused=True)
-    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, gs)]
+    return [distributed.average(torch.zeros_like(p) if g is None else g)
+            for p, g in zip(params, gs)]
 
 
 def _set(params, values):
@@ -65,9 +68,9 @@ def hessian_vector(net, params, v, train, r=R):
     eps = r / norm
     w = [p.detach().clone() for p in params]
     _set(params, [p + eps * d for p, d in zip(w, v)])
-    g_plus = torch.autograd.grad(_loss(net, train), net.alphas)[0]
+    g_plus = _grads(_loss(net, train), [net.alphas])[0]
     _set(params, [p - eps * d for p, d in zip(w, v)])
-    g_minus = torch.autograd.grad(_loss(net, train), net.alphas)[0]
+    g_minus = _grads(_loss(net, train), [net.alphas])[0]
     _set(params, w)
     return (g_plus - g_minus) / (2 * eps)
 

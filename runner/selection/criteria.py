@@ -10,8 +10,9 @@ import gin
 import torch
 import torch.nn.functional as F
 
+from runner import distributed
 from runner.selection import pt_batched
-from runner.training.loops import Meter, shuffled_batches
+from runner.training.loops import Meter, shuffled_batches, train_batch
 from runner.training.precision import device_of, precision
 from spaces.cell import first_argmax
 
@@ -111,15 +112,18 @@ class Perturbation:
                     break
                 bi = bi[: None if self.subset is None else self.subset - seen]
                 seen += bi.numel()
-                x, y = mode.input(data.prepare(data.train_x[bi], True, gen=gen)), data.train_y[bi]
+                x, y = train_batch(data, bi, mode, gen)  # torchrun: this rank's share; counts summed
                 with mode.autocast():
                     logits = net(x, w, active)
                 meter.update(logits, y, F.cross_entropy(logits, y))
         return _score(meter.result("masked"))
 
     def measure_all(self, net, loop, mask_sets):
-        """`measure` of each mask set, in order; `masks_per_pass` of them per forward pass."""
-        if self.masks_per_pass == 1 or len(mask_sets) == 1 or net.space.has("noise"):
+        """`measure` of each mask set, in order; `masks_per_pass` of them per forward pass
+        (one process only: the grouped passes keep per-pass BN statistics of their own, which
+        are not summed over ranks)."""
+        if (self.masks_per_pass == 1 or len(mask_sets) == 1 or net.space.has("noise")
+                or distributed.ranks().world > 1):
             return [self.measure(net, loop, m) for m in mask_sets]
         out, mode = [], precision(device_of(net))
         for i in range(0, len(mask_sets), self.masks_per_pass):

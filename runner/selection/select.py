@@ -11,6 +11,7 @@ import gin
 import numpy as np
 import torch
 
+from runner import distributed
 from runner.benchmark import decision_columns
 from runner.training import checkpoint, rng
 from runner.selection.criteria import Magnitude, Perturbation  # noqa: F401  (gin configurables)
@@ -163,6 +164,7 @@ def select(net, method, data, tracker, gen, seed, ckpt_path=None, resume=None, j
     order_rng = np.random.RandomState(order_seed) if edge_order == "random" else None
     mode = precision(device_of(net))
     mode.model(net)  # a supernet loaded from another run arrives in NCHW
+    distributed.global_batch_norm(net)  # torchrun: tuning and scoring over the global batch
     tracker.tags({"edge_order": edge_order, "edge_order_seed": order_seed, **mode.tags()})
     train_idx, valid_idx = data.search_halves(train_portion)
     # a fresh SGD at lr/10, never scheduled; alpha keeps its Adam state (darts-pt pt_project)
@@ -181,11 +183,13 @@ def select(net, method, data, tracker, gen, seed, ckpt_path=None, resume=None, j
                   range(starts[r], starts[r + 1] if r + 1 < rounds else total_tune), total_tune)
         after = valid_accuracy(net, data, valid_idx) if tune_epochs else float("nan")
         geno = net.genotype()  # decided edges as decided, magnitude on the open ones
+        # the scores are sums over ranks and alpha is the same everywhere: so are the decisions
+        distributed.agree(str(geno), f"genotype after selection round {r}")
         found = decision_columns(judge(geno)) if judge else {}
         for rec in new:
             rec.update(valid_acc_after=after, genotype=str(geno), step=len(records), **found)
             records.append(rec)
-        if ckpt_path:
+        if ckpt_path and distributed.is_main():  # the other ranks hold the same state
             checkpoint.save({"meta": checkpoint.meta(net, method), "net": net.state_dict(),
                              "method": method.state_dict(),
                              "tune_opt": opt.state_dict(), "round": r + 1, "records": records,

@@ -10,8 +10,10 @@ import gin
 import numpy as np
 import torch
 
+from runner import distributed
 from runner.training import checkpoint, rng
-from runner.training.loops import Loop, Meter, evaluate, sample_batch, shuffled_batches
+from runner.training.loops import (Loop, Meter, evaluate, sample_batch, shuffled_batches,
+                                   train_batch)
 from runner.training.precision import device_of, precision
 
 
@@ -40,11 +42,10 @@ def train_step(loop, ti, meter):
     mode = loop.mode or precision(device_of(loop.net))
     data, gen = loop.data, loop.gen
     vi = sample_batch(loop.valid_idx, loop.batch_size, gen)
-    train = mode.input(data.prepare(data.train_x[ti], True, gen=gen)), data.train_y[ti]
-    valid = mode.input(data.prepare(data.train_x[vi], True, gen=gen)), data.train_y[vi]
+    train, valid = train_batch(data, ti, mode, gen), train_batch(data, vi, mode, gen)
     with mode.autocast():
         logits, loss = loop.method.step(loop.net, loop.opt, train, valid, loop.grad_clip)
-    meter.update(logits, train[1], loss)
+    meter.update(logits, train[1], distributed.local_mean(loss, ti.numel(), train[1].numel()))
 
 
 def epoch_metrics(net, data, valid_idx, meter, lr, seconds, images, eval_valid):
@@ -86,6 +87,7 @@ def search(net, method, data, tracker, gen, ckpt_path, resume=None, epochs=50, b
     """
     mode = precision(device_of(net))
     mode.model(net)  # channels_last before the optimiser sees the parameters
+    distributed.global_batch_norm(net)  # torchrun: BN over the global batch, as one process
     tracker.tags(mode.tags())
     w_opt = torch.optim.SGD(net.weights(), lr, momentum=momentum, weight_decay=weight_decay)
     # cosine to lr_min over `epochs`, stepped after each epoch: epoch 0 runs at lr, as darts-pt
@@ -115,7 +117,7 @@ def search(net, method, data, tracker, gen, ckpt_path, resume=None, epochs=50, b
                                       time.perf_counter() - t0, meter.n, eval_valid)
         metrics = {f"search/{k}": v for k, v in metrics.items()}
         alphas.append(net.alphas.detach().cpu().numpy().copy())
-        if ckpt_path:
+        if ckpt_path and distributed.is_main():  # the other ranks hold the same state
             checkpoint.save({"epoch": epoch + 1, "meta": checkpoint.meta(net, method),
                              "net": net.state_dict(),
                              "w_opt": w_opt.state_dict(), "sched": sched.state_dict(),
@@ -126,7 +128,8 @@ def search(net, method, data, tracker, gen, ckpt_path, resume=None, epochs=50, b
                 shutil.copyfile(ckpt_path, os.path.join(os.path.dirname(ckpt_path),
                                                         f"search_epoch{epoch + 1}.pt"))
         tracker.metrics(metrics, step=epoch)
-        print(f"search {epoch + 1}/{epochs}  train_acc {metrics['search/train_acc']:.2f}  "
-              f"valid_acc {metrics.get('search/valid_acc', float('nan')):.2f}  "
-              f"{metrics['search/seconds']:.1f}s  {geno}", flush=True)
+        if distributed.is_main():
+            print(f"search {epoch + 1}/{epochs}  train_acc {metrics['search/train_acc']:.2f}  "
+                  f"valid_acc {metrics.get('search/valid_acc', float('nan')):.2f}  "
+                  f"{metrics['search/seconds']:.1f}s  {geno}", flush=True)
     return np.stack(alphas) if alphas else np.zeros((0,) + tuple(net.alphas.shape))
