@@ -191,3 +191,56 @@ def test_unreachable_study_storage_is_one_line_naming_it_without_password(tracki
     assert err.startswith("runner: error: ConnectionError: optuna storage "
                           "postgresql://user:***@127.0.0.1:1/optuna unreachable")
     assert "secret" not in err and len(err.splitlines()) == 1
+
+
+def seeds_command(storage):
+    """Three seeds of the quickstart at tiny size, shared through `storage` (run.seeds)."""
+    binds = ["run.seeds = [0, 1, 2]", "run.experiment_name = 'spread'", "dataset.limit = 16",
+             f"seeds.storage = {storage!r}", "seeds.heartbeat_interval = 1",
+             "seeds.grace_period = 3"]
+    return runner_command(*argv("quickstart.gin", "overrides/tiny.gin", binds=binds))
+
+
+def running_seed_of(storage, pid, timeout=300):
+    import optuna
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            for t in optuna.load_study(study_name="spread-seeds", storage=storage).trials:
+                if (t.state.name == "RUNNING" and "run.seed" in t.params
+                        and t.user_attrs.get("worker", "").endswith(f":{pid}")):
+                    return t.number
+        except KeyError:  # the study does not exist yet
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"machine {pid} never ran a seed")
+
+
+def test_seeds_shared_by_two_machines_on_postgres_run_once_and_a_killed_machines_seed_again(
+        postgres, tracking, tmp_path):
+    import optuna
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = start(seeds_command(postgres), tmp_path / "a", "a")  # "machine" A and B: own folders,
+    b = start(seeds_command(postgres), tmp_path / "b", "b")  # one study and one tracking store
+    killed = running_seed_of(postgres, a.pid)
+    a.send_signal(signal.SIGKILL)
+    a.wait()
+    finish(b, tmp_path / "b", "b")
+    trials = optuna.load_study(study_name="spread-seeds", storage=postgres).trials
+    done = [t for t in trials if t.state.name == "COMPLETE"]
+    assert sorted(t.params["run.seed"] for t in done) == [0, 1, 2]  # every seed once
+    assert trials[killed].state.name == "FAIL"
+    (retry,) = [t for t in trials if t.system_attrs.get("failed_trial") == killed]
+    assert retry.state.name == "COMPLETE" and retry.params == trials[killed].params
+    exp = tracking.get_experiment_by_name("spread")
+    (parent,) = tracking.search_runs([exp.experiment_id], "attributes.run_name = 'spread-seeds'")
+    assert parent.info.status == "FINISHED"
+    nested = tracking.search_runs([exp.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    finished = sorted(int(r.data.tags["seed"]) for r in nested if r.info.status == "FINISHED")
+    assert finished == [0, 1, 2]
+    errors = [r.data.metrics["test_error"] for r in nested if r.info.status == "FINISHED"]
+    assert parent.data.metrics["seeds/mean_test_error"] == pytest.approx(sum(errors) / 3)
