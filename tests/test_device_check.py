@@ -1,6 +1,7 @@
 """bench/device_check.sh, the first GPU machine's one command, in its CPU dry-run mode: every
 step runs (search + PT + retrain tracked to sqlite, perf.py, a 2-process data-parallel
-retrain on gloo) and the report names each step's exit status and figures."""
+retrain on gloo) and the report names each step's exit status and figures; and
+bench/ddp_scaling.py's table from one and two gloo processes."""
 import os
 import subprocess
 import sys
@@ -28,3 +29,19 @@ def test_dry_run_runs_every_step_and_writes_one_report(tmp_path):
         assert [r.info.status for r in runs] == ["FINISHED"]
     ddp = client.search_runs([client.get_experiment_by_name("device_ddp").experiment_id])[0]
     assert ddp.data.tags["world_size"] == "2"
+
+
+def test_scaling_benchmark_runs_one_and_two_processes_and_prints_its_table(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env.pop("MLFLOW_TRACKING_URI", None)
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "ddp_scaling.py"), "--cpu",
+                           "--nproc", "1", "2", "--epochs", "1", "--train", "32"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line.split("|")[1:-1] for line in done.stdout.splitlines()
+            if line.startswith("| search") or line.startswith("| retrain")]
+    assert [(r[0].strip(), int(r[1]), int(r[2])) for r in rows] == [
+        ("search", 1, 8), ("retrain", 1, 8), ("search", 2, 16), ("retrain", 2, 16)]
+    for r in rows:
+        assert float(r[3]) > 0 and float(r[4]) > 0  # seconds per epoch, images/s
+    assert [float(r[5]) for r in rows[:2]] == [1.0, 1.0]  # speedups are against 1 process

@@ -114,7 +114,8 @@ def search(net, method, data, tracker, gen, ckpt_path, resume=None, epochs=50, b
                                      f"{checkpoint.last_good(ckpt_path)}")
         method.end_epoch(net, epoch, "search")
         metrics, geno = epoch_metrics(net, data, valid_idx, meter, cur_lr,
-                                      time.perf_counter() - t0, meter.n, eval_valid)
+                                      time.perf_counter() - t0,
+                                      distributed.all_sum([meter.n])[0], eval_valid)
         metrics = {f"search/{k}": v for k, v in metrics.items()}
         alphas.append(net.alphas.detach().cpu().numpy().copy())
         if ckpt_path and distributed.is_main():  # the other ranks hold the same state
