@@ -1,7 +1,8 @@
-"""A supernet search and a selection (none with run.do_select = False), alone or under torchrun, with the runner's own search(),
-select() and methods (tests/test_ddp_search.py). Every rank saves what it ends with (alphas
-after the search and after selection, weights, genotype, decisions) to <out>/rank<r>.pt, so a
-test can compare the ranks with each other and with one process.
+"""A supernet search and a selection (none with run.do_select = False), alone or under
+torchrun, with the runner's own search(), select() and methods (tests/test_ddp_search.py).
+Every rank saves what it ends with (alphas after the search and after selection, weights,
+genotype, decisions) to <out>/rank<r>.pt, so a test can compare the ranks with each other and
+with one process.
 
     python tests/ddp_search_job.py OUT GIN_FILE... -- BINDING...
 """

@@ -94,5 +94,6 @@ def test_numbers_unchanged(case, data_root, tracking, capsys, tmp_path, clean_gi
         for key in w:
             if case in ROUNDING_GROWS and key in SCORES:
                 continue
-            assert same(parsed(g[key]), parsed(w[key])), f"decision {step}, {key}: {g[key]} != {w[key]}"
+            assert same(parsed(g[key]), parsed(w[key])), \
+                f"decision {step}, {key}: {g[key]} != {w[key]}"
     assert len(got["decisions"]) > 0

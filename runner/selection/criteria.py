@@ -112,7 +112,8 @@ class Perturbation:
                     break
                 bi = bi[: None if self.subset is None else self.subset - seen]
                 seen += bi.numel()
-                x, y = train_batch(data, bi, mode, gen)  # torchrun: this rank's share; counts summed
+                # torchrun: this rank's share of the batch; the Meter sums the counts
+                x, y = train_batch(data, bi, mode, gen)
                 with mode.autocast():
                     logits = net(x, w, active)
                 meter.update(logits, y, F.cross_entropy(logits, y))
