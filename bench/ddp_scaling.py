@@ -86,16 +86,18 @@ def measure(a, nproc, data_root, folder):
              if a.cpu else [])
     rows = []
     search_bs, retrain_bs = a.search_batch * nproc, a.retrain_batch * nproc
-    client, run = launch(nproc, ["s3_cifar10.gin"], base + sizes + [
-        f"search.epochs = {a.epochs}", f"search.batch_size = {search_bs}",
-        "run.do_select = False"], os.path.join(folder, "search"))
-    s = seconds_per_epoch(client, run, "search/seconds")
-    rows.append(("search", nproc, search_bs, s, a.train / 2 / s))  # the weight half per epoch
-    client, run = launch(nproc, ["retrain/darts_cifar10.gin"], base + sizes + [
-        f"run.genotype = {GENOTYPE!r}", f"retrain.epochs = {a.epochs}",
-        f"retrain.batch_size = {retrain_bs}"], os.path.join(folder, "retrain"))
-    s = seconds_per_epoch(client, run, "retrain/seconds")
-    rows.append(("retrain", nproc, retrain_bs, s, a.train / s))
+    if "search" in a.phases:
+        client, run = launch(nproc, ["s3_cifar10.gin"], base + sizes + [
+            f"search.epochs = {a.epochs}", f"search.batch_size = {search_bs}",
+            "run.do_select = False"], os.path.join(folder, "search"))
+        s = seconds_per_epoch(client, run, "search/seconds")
+        rows.append(("search", nproc, search_bs, s, a.train / 2 / s))  # the weight half
+    if "retrain" in a.phases:
+        client, run = launch(nproc, ["retrain/darts_cifar10.gin"], base + sizes + [
+            f"run.genotype = {GENOTYPE!r}", f"retrain.epochs = {a.epochs}",
+            f"retrain.batch_size = {retrain_bs}"], os.path.join(folder, "retrain"))
+        s = seconds_per_epoch(client, run, "retrain/seconds")
+        rows.append(("retrain", nproc, retrain_bs, s, a.train / s))
     return rows
 
 
@@ -103,6 +105,8 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--nproc", type=int, nargs="+", default=[1, 2, 4, 8])
     p.add_argument("--cpu", action="store_true", help="gloo on CPUs, tiny networks and data")
+    p.add_argument("--phases", nargs="+", default=["search", "retrain"],
+                   choices=["search", "retrain"])
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--train", type=int, default=None, help="synthetic train images")
     p.add_argument("--search-batch", type=int, default=64, help="per process")

@@ -4,6 +4,7 @@ against one process at the same global batch, the searched alphas agree to float
 every decision and the genotype are the same (the toy's margins are clear of float rounding).
 End to end, `torchrun -m runner` searches, selects with PT and retrains in one MLflow run."""
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -93,36 +94,30 @@ def test_methods_with_gradient_passes_of_their_own_search_as_one_process(tmp_pat
     assert r0["genotype"] == one["genotype"]
 
 
-def runner_job(data_root, nproc):
-    args = tiny_argv("s3_cifar10.gin", data_root, "run.deterministic = True",
-                     "precision.channels_last = 'off'", "search.epochs = 2")
-    return launch(nproc, "-m", "runner", *args)
-
-
-def test_torchrun_searches_selects_and_retrains_in_one_run(tmp_path, data_root):
-    found = {}
-    for nproc in (1, 2):
-        folder = tmp_path / f"np{nproc}"
-        folder.mkdir()
-        done = subprocess.run(runner_job(data_root, nproc), cwd=folder, env=env_for(folder),
-                              capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, done.stderr[-3000:]
-        client = tracking_at(folder)
-        (run,) = experiment_runs(client, "s3_cifar10")  # rank 1 opened no run of its own
-        path = client.download_artifacts(run.info.run_id, "selection/decisions.csv",
-                                         str(folder / "dl"))
-        chosen = [(r["cell"], r["where"], r["chosen"]) for r in csv.DictReader(open(path))]
-        out = folder / "outputs" / run.info.run_id
-        found[nproc] = run, chosen, sorted(os.listdir(out)), done.stdout
-    (one, chosen1, files1, _), (two, chosen2, files2, out2) = found[1], found[2]
-    assert two.info.status == "FINISHED"
-    assert two.data.tags["world_size"] == "2" and two.data.tags["selector"] == "pt"
-    assert chosen2 == chosen1 and len(chosen1) > 14
-    assert two.data.tags["genotype"] == one.data.tags["genotype"]
-    assert {"search.pt", "select.pt", "retrain.pt"} <= set(files2)
-    assert not [f for f in files2 if f.endswith(".tmp")]  # no half-written checkpoint
-    assert "test_acc" in two.data.metrics
-    assert out2.count("search 2/2") == 1  # rank 0 alone reports
+def test_torchrun_searches_selects_and_retrains_in_one_run(tmp_path, data_root, ends):
+    """The runner's whole pipeline on 2 ranks, against the 1-process job of the fixture (the
+    same gin files and bindings): the same decisions and genotype."""
+    args = tiny_argv("s3_cifar10.gin", data_root, "precision.channels_last = 'off'",
+                     "search.epochs = 2")
+    done = subprocess.run(launch(2, "-m", "runner", *args), cwd=tmp_path,
+                          env=env_for(tmp_path), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    client = tracking_at(tmp_path)
+    (run,) = experiment_runs(client, "s3_cifar10")  # rank 1 opened no run of its own
+    path = client.download_artifacts(run.info.run_id, "selection/decisions.csv",
+                                     str(tmp_path / "dl"))
+    chosen = [(r["cell"], int(r["where"]), json.loads(r["chosen"]))
+              for r in csv.DictReader(open(path))]
+    (one,) = ends[1]
+    assert chosen == [(d["cell"], d["where"], d["chosen"]) for d in one["decisions"]]
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["world_size"] == "2" and run.data.tags["selector"] == "pt"
+    assert run.data.tags["genotype"] == one["genotype"]
+    files = os.listdir(tmp_path / "outputs" / run.info.run_id)
+    assert {"search.pt", "select.pt", "retrain.pt"} <= set(files)
+    assert not [f for f in files if f.endswith(".tmp")]  # no half-written checkpoint
+    assert "test_acc" in run.data.metrics
+    assert done.stdout.count("search 2/2") == 1  # rank 0 alone reports
 
 
 def _disagree(rank, port, out):

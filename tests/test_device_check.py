@@ -35,13 +35,15 @@ def test_scaling_benchmark_runs_one_and_two_processes_and_prints_its_table(tmp_p
     env = dict(os.environ, OMP_NUM_THREADS="1")
     env.pop("MLFLOW_TRACKING_URI", None)
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "ddp_scaling.py"), "--cpu",
-                           "--nproc", "1", "2", "--epochs", "1", "--train", "32"],
+                           "--nproc", "1", "2", "--phases", "retrain", "--epochs", "1",
+                           "--train", "32"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [line.split("|")[1:-1] for line in done.stdout.splitlines()
             if line.startswith("| search") or line.startswith("| retrain")]
+    # the retrain phase alone keeps this cheap; the search phase is the same launch code
     assert [(r[0].strip(), int(r[1]), int(r[2])) for r in rows] == [
-        ("search", 1, 8), ("retrain", 1, 8), ("search", 2, 16), ("retrain", 2, 16)]
+        ("retrain", 1, 8), ("retrain", 2, 16)]
     for r in rows:
         assert float(r[3]) > 0 and float(r[4]) > 0  # seconds per epoch, images/s
-    assert [float(r[5]) for r in rows[:2]] == [1.0, 1.0]  # speedups are against 1 process
+    assert float(rows[0][5]) == 1.0  # speedups are against 1 process

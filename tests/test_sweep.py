@@ -39,14 +39,14 @@ def finish(proc, folder, name, timeout=600):
     assert rc == 0, (folder / f"{name}.log").read_text()[-3000:]
 
 
-def study_of(storage):
+def study_of(storage, name=STUDY):
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
     if storage.startswith("journal:"):
         storage = JournalStorage(JournalFileBackend(storage[len("journal:"):]))
-    return optuna.load_study(study_name=STUDY, storage=storage)
+    return optuna.load_study(study_name=name, storage=storage)
 
 
 def check_nesting(client, study):
@@ -116,13 +116,14 @@ def test_failing_trials_are_recorded_and_the_study_goes_on(tracking, tmp_path):
     assert failed.info.status == "FAILED"  # failed inside its nested run: the run says so
 
 
-def running_trial_of(storage, pid, timeout=300):
-    """Wait until worker `pid` runs a trial; returns that trial's number."""
+def running_trial_of(storage, pid, name=STUDY, params=2, timeout=300):
+    """Wait until worker `pid` runs a trial of study `name` with its `params` values drawn;
+    returns that trial's number."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
-            for t in study_of(storage).trials:
-                if (t.state.name == "RUNNING" and len(t.params) == 2  # both values drawn
+            for t in study_of(storage, name).trials:
+                if (t.state.name == "RUNNING" and len(t.params) == params
                         and t.user_attrs.get("worker", "").endswith(f":{pid}")):
                     return t.number
         except KeyError:  # the study does not exist yet
@@ -201,35 +202,17 @@ def seeds_command(storage):
     return runner_command(*argv("quickstart.gin", "overrides/tiny.gin", binds=binds))
 
 
-def running_seed_of(storage, pid, timeout=300):
-    import optuna
-
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            for t in optuna.load_study(study_name="spread-seeds", storage=storage).trials:
-                if (t.state.name == "RUNNING" and "run.seed" in t.params
-                        and t.user_attrs.get("worker", "").endswith(f":{pid}")):
-                    return t.number
-        except KeyError:  # the study does not exist yet
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"machine {pid} never ran a seed")
-
-
 def test_seeds_shared_by_two_machines_on_postgres_run_once_and_a_killed_machines_seed_again(
         postgres, tracking, tmp_path):
-    import optuna
-
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     a = start(seeds_command(postgres), tmp_path / "a", "a")  # "machine" A and B: own folders,
     b = start(seeds_command(postgres), tmp_path / "b", "b")  # one study and one tracking store
-    killed = running_seed_of(postgres, a.pid)
+    killed = running_trial_of(postgres, a.pid, "spread-seeds", params=1)  # run.seed drawn
     a.send_signal(signal.SIGKILL)
     a.wait()
     finish(b, tmp_path / "b", "b")
-    trials = optuna.load_study(study_name="spread-seeds", storage=postgres).trials
+    trials = study_of(postgres, "spread-seeds").trials
     done = [t for t in trials if t.state.name == "COMPLETE"]
     assert sorted(t.params["run.seed"] for t in done) == [0, 1, 2]  # every seed once
     assert trials[killed].state.name == "FAIL"
