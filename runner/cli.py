@@ -128,11 +128,15 @@ def peer_lost(e):
 
 def _terminate(signum, frame):
     from runner import distributed
+    from tracking import signals
 
     if distributed.ranks().world > 1:  # the run is marked FAILED (an exception), not KILLED
-        raise Stopped(f"stopped by torchrun (signal {signum}): another rank failed or the job "
+        exc = Stopped(f"stopped by torchrun (signal {signum}): another rank failed or the job "
                       "was stopped; continue with --resume")
-    raise KeyboardInterrupt(f"signal {signum}")
+    else:
+        exc = KeyboardInterrupt(f"signal {signum}")
+    if not signals.defer(exc):  # during a tracking-store call: raised when it returns
+        raise exc
 
 
 def print_summary(s):

@@ -26,8 +26,11 @@ class Tracker:
     def __init__(self, uri=None, plots=True):
         from mlflow.tracking import MlflowClient
 
+        from tracking.signals import DeferringClient
+
         self.uri, self.draw_plots = uri or tracking_uri(), plots
-        self.client = MlflowClient(tracking_uri=self.uri)
+        # a SIGTERM lands between store calls, never inside one (tracking/signals.py)
+        self.client = DeferringClient(MlflowClient(tracking_uri=self.uri))
         self.run_id = None
 
     def check(self, timeout=10):
