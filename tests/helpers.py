@@ -27,6 +27,14 @@ def command(*args):
     return [sys.executable, "-m", "runner", *args]
 
 
+def launch(nproc, *args):
+    """`python ARGS...` alone (nproc 1) or under torchrun with nproc processes on this machine."""
+    if nproc == 1:
+        return [sys.executable, *args]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+            str(nproc), *args]
+
+
 def tiny_argv(exp, root, *binds, extra_gin=(), fast=True):
     """`runner` arguments for experiment file `exp` in tiny mode on the tiny datasets at `root`."""
     data = (f"dataset.root = '{root}'", "dataset.verify_md5 = False")

@@ -5,13 +5,12 @@ import glob
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 import torch
 
-from helpers import GIN_DIR, ROOT, TINY, argv, experiment_runs
+from helpers import GIN_DIR, ROOT, TINY, argv, experiment_runs, launch
 from test_retrain_given import DARTS_V2
 
 RETRAIN = GIN_DIR / "retrain" / "darts_cifar10.gin"
@@ -28,10 +27,7 @@ def job(data_root, nproc, *binds):
                                       "dataset.verify_md5 = False", f"run.genotype = {DARTS_V2!r}",
                                       "run.deterministic = True", "retrain.batch_size = 8",
                                       *binds])
-    if nproc == 1:
-        return [sys.executable, "-m", "runner", *args]
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
-            str(nproc), "-m", "runner", *args]
+    return launch(nproc, "-m", "runner", *args)
 
 
 def final_weights(client, tmp_path):

@@ -7,12 +7,11 @@ import csv
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 import torch
 
-from helpers import ROOT, experiment_runs, tiny_argv
+from helpers import ROOT, experiment_runs, launch, tiny_argv
 from test_ddp import env_for, tracking_at
 
 JOB = ROOT / "tests" / "ddp_search_job.py"
@@ -22,13 +21,6 @@ GIN = [str(ROOT / "gin" / "s3_cifar10.gin"), str(ROOT / "gin" / "overrides" / "t
 def binds(data_root):
     return [f"dataset.root = '{data_root}'", "dataset.verify_md5 = False", "dataset.limit = 16",
             "Perturbation.subset = 8", "precision.channels_last = 'off'", "search.epochs = 2"]
-
-
-def launch(nproc, *args):
-    if nproc == 1:
-        return [sys.executable, *args]
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
-            str(nproc), *args]
 
 
 def job(tmp_path, data_root, nproc, *extra):

@@ -40,11 +40,12 @@ def sample_batch(idx, batch_size, gen):
     return idx[torch.randperm(idx.numel(), device=idx.device, generator=gen)[:batch_size]]
 
 
-def train_batch(data, idx, mode, gen):
+def train_batch(data, idx, mode, gen, cutout=0):
     """Augmented images and labels of a global batch; under torchrun this rank's share. Every
     rank draws the whole batch's augmentation from the one generator, so all stay in step."""
     part = distributed.share(idx.numel())
-    return mode.input(data.prepare(data.train_x[idx], True, gen=gen))[part], data.train_y[idx][part]
+    x = mode.input(data.prepare(data.train_x[idx], True, cutout_length=cutout, gen=gen))
+    return x[part], data.train_y[idx][part]
 
 
 def logits_of(out):

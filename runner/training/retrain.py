@@ -10,7 +10,7 @@ import torch
 
 from runner import distributed
 from runner.training import checkpoint, rng
-from runner.training.loops import Meter, evaluate, shuffled_batches
+from runner.training.loops import Meter, evaluate, shuffled_batches, train_batch
 from runner.training.precision import precision
 from spaces.cell import count_params
 
@@ -23,9 +23,8 @@ def train_epoch(net, opt, data, gen, batch_size, grad_clip, aux_weight, cutout, 
     meter = Meter()
     idx = torch.arange(data.train_x.size(0), device=data.train_x.device)
     for bi in shuffled_batches(idx, batch_size, gen):
-        part, n = distributed.share(bi.numel()), bi.numel()
-        x = mode.input(data.prepare(data.train_x[bi], True, cutout_length=cutout, gen=gen))[part]
-        y = data.train_y[bi][part]
+        n = bi.numel()
+        x, y = train_batch(data, bi, mode, gen, cutout)
         with mode.autocast():
             logits, aux = net(x)
             loss = distributed.scaled_loss(logits, y, n)
