@@ -194,6 +194,37 @@ def test_unreachable_study_storage_is_one_line_naming_it_without_password(tracki
     assert "secret" not in err and len(err.splitlines()) == 1
 
 
+def open_at_once(url, barrier, out):
+    import optuna  # noqa: F401 - imported before the barrier: the workers start together
+    from runner.sweeps.setup import open_study
+
+    barrier.wait()
+    study, _, _ = open_study("race", url, "minimize", 0, 20, 30, 90, 0, f"w{os.getpid()}",
+                             [{"run.seed": s} for s in range(20)])
+    out.put(study.user_attrs["setup_owner"])
+
+
+@pytest.mark.parametrize("kind", ["journal", "postgres"])
+def test_workers_opening_a_new_study_at_the_same_moment_enqueue_its_slots_once(kind, tmp_path,
+                                                                              request):
+    import multiprocessing
+
+    url = (f"journal:{tmp_path}/race.journal" if kind == "journal"
+           else request.getfixturevalue("postgres"))
+    ctx = multiprocessing.get_context("spawn")
+    barrier, out = ctx.Barrier(4), ctx.Queue()
+    procs = [ctx.Process(target=open_at_once, args=(url, barrier, out)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0] * 4
+    owners = {out.get(timeout=5) for _ in procs}
+    assert len(owners) == 1  # the creator, seen by every joiner
+    trials = study_of(url, "race").trials
+    assert [t.system_attrs["fixed_params"]["run.seed"] for t in trials] == list(range(20))
+
+
 def seeds_command(storage):
     """Three seeds of the quickstart at tiny size, shared through `storage` (run.seeds)."""
     binds = ["run.seeds = [0, 1, 2]", "run.experiment_name = 'spread'", "dataset.limit = 16",
@@ -206,13 +237,10 @@ def test_seeds_shared_by_two_machines_on_postgres_run_once_and_a_killed_machines
         postgres, tracking, tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    # "machine" A and B: own folders, one study and one tracking store. B joins once A has
-    # made the study: two machines that create it at the same moment can both fill its
-    # slots (seen: seeds 1 and 2 ran twice), a race not fixed yet
+    # "machine" A and B: own folders, one study and one tracking store, started together
     a = start(seeds_command(postgres), tmp_path / "a", "a")
-    killed = running_trial_of(postgres, a.pid, "spread-seeds", params=1)  # run.seed drawn
     b = start(seeds_command(postgres), tmp_path / "b", "b")
-    time.sleep(2)  # B is up and waiting for a slot while A still holds its seed
+    killed = running_trial_of(postgres, a.pid, "spread-seeds", params=1)  # run.seed drawn
     a.send_signal(signal.SIGKILL)
     a.wait()
     finish(b, tmp_path / "b", "b")

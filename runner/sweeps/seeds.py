@@ -23,13 +23,13 @@ def spread(gin_files, bindings, argv, experiment_name, seed_list, workers=1, sto
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
     name = study_name or f"{experiment_name}-seeds"
-    study, backend = open_study(name, storage, "minimize", 0, len(seed_list), heartbeat_interval,
-                                grace_period, max_retry, WORKER,
-                                [{"run.seed": s} for s in seed_list])
+    study, backend, lock = open_study(name, storage, "minimize", 0, len(seed_list),
+                                      heartbeat_interval, grace_period, max_retry, WORKER,
+                                      [{"run.seed": s} for s in seed_list])
     children = spawn_workers(argv, workers)
     parent = once(study, "mlflow_seeds_run",
                   lambda: parent_run(gin_files, bindings, experiment_name, seed_list,
-                                     default_url(storage, name)), WORKER)
+                                     default_url(storage, name)), WORKER, lock)
     work(study, backend, objective(gin_files, bindings, experiment_name, seed_list, parent),
          RetryHeartbeatStaleTrialCallback(max_retry=max_retry))
     failed = [p for p in children if p.wait() != 0]

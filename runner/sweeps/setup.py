@@ -6,6 +6,7 @@ import socket
 import time
 
 from runner.compat.optuna_internals import trial_id
+from runner.sweeps.locks import setup_lock
 
 POLL_S = 2.0
 
@@ -35,32 +36,43 @@ def storage_for(url, study_name, heartbeat_interval, grace_period, max_retry):
         return RDBStorage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
                           heartbeat_stale_trial_callback=retry)
     except Exception as e:  # noqa: BLE001 - sqlalchemy/driver errors are long and nested
-        text = " ".join(str(e).split("\n")[0].split())[:160]
-        raise ConnectionError(f"optuna storage {redact(url)} unreachable: {text}") from e
+        raise unreachable(url, e) from e
+
+
+def unreachable(url, error):
+    """The one-line error of a storage that cannot be opened, the password left out."""
+    text = " ".join(str(error).split("\n")[0].split())[:160]
+    return ConnectionError(f"optuna storage {redact(url)} unreachable: {text}")
 
 
 def open_study(name, url, direction, seed, n_trials, heartbeat_interval, grace_period, max_retry,
                worker, grid=None):
     """Create the study and its `n_trials` slots, or join it; the creator owns the setup.
     grid: the fixed params of each slot, in order (a grid sweep), or None (sampled).
+    Creating and topping up run under the study's setup lock: workers started at the same
+    moment on several machines would otherwise each count no slot and each enqueue them all
+    (and race to create the tables of a new database).
 
-    Returns (study, storage)."""
+    Returns (study, storage, lock), lock: the setup lock as a context-manager factory."""
     import optuna
 
-    storage = storage_for(url, name, heartbeat_interval, grace_period, max_retry)
-    try:
-        study = optuna.create_study(study_name=name, storage=storage, direction=direction,
-                                    sampler=optuna.samplers.TPESampler(seed=seed))
-        study.set_user_attr("setup_owner", worker)
-    except optuna.exceptions.DuplicatedStudyError:
-        # a joining worker samples with its own seed, or it would repeat the creator's draws
-        study = optuna.load_study(study_name=name, storage=storage, sampler=optuna.samplers
-                                  .TPESampler(seed=None if seed is None else seed + os.getpid()))
-        if study.direction.name.lower() != direction:
-            raise ValueError(f"study {name!r} exists with direction "
-                             f"{study.direction.name.lower()}, not {direction}")
-    top_up(study, n_trials, grid)
-    return study, storage
+    lock = setup_lock(default_url(url, name), name)
+    with lock():  # also the first RDBStorage: it creates the tables of a new database
+        storage = storage_for(url, name, heartbeat_interval, grace_period, max_retry)
+        try:
+            study = optuna.create_study(study_name=name, storage=storage, direction=direction,
+                                        sampler=optuna.samplers.TPESampler(seed=seed))
+            study.set_user_attr("setup_owner", worker)
+        except optuna.exceptions.DuplicatedStudyError:
+            # a joining worker samples with its own seed, or it would repeat the creator's draws
+            study = optuna.load_study(study_name=name, storage=storage, sampler=optuna.samplers
+                                      .TPESampler(seed=None if seed is None
+                                                  else seed + os.getpid()))
+            if study.direction.name.lower() != direction:
+                raise ValueError(f"study {name!r} exists with direction "
+                                 f"{study.direction.name.lower()}, not {direction}")
+        top_up(study, n_trials, grid)
+    return study, storage, lock
 
 
 def top_up(study, n_trials, grid=None):
@@ -89,9 +101,10 @@ def dead(worker):
     return host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid))
 
 
-def once(study, key, make, worker):
+def once(study, key, make, worker, lock):
     """The study-wide value `key`: made by the setup owner, awaited by the others; a dead
-    owner's setup is taken over (a rerun resumes a killed setup)."""
+    owner's setup is taken over (a rerun resumes a killed setup), under the setup lock so
+    that two workers never both take it over."""
     while True:
         attrs = study.user_attrs
         if key in attrs:
@@ -102,11 +115,15 @@ def once(study, key, make, worker):
             study.set_user_attr(key, value)
             return value
         if dead(owner) or owner is None:
-            study.set_user_attr("setup_owner", worker)
+            with lock():
+                owner = study.user_attrs.get("setup_owner")
+                if dead(owner) or owner is None:
+                    study.set_user_attr("setup_owner", worker)
+            continue
         time.sleep(POLL_S)
 
 
-def sweep_run_id(study, gin_files, bindings, url, worker):
+def sweep_run_id(study, gin_files, bindings, url, worker, lock):
     """The MLflow parent run of the sweep, created once; trial runs nest under it."""
     import gin
 
@@ -126,10 +143,10 @@ def sweep_run_id(study, gin_files, bindings, url, worker):
         log_config(tracker, gin_files, bindings)
         return tracker.run_id
 
-    return once(study, "mlflow_sweep_run", make, worker)
+    return once(study, "mlflow_sweep_run", make, worker, lock)
 
 
-def supernet_run_id(study, gin_files, bindings, parent, worker):
+def supernet_run_id(study, gin_files, bindings, parent, worker, lock):
     """Train the supernet every trial selects from, once, as a nested search-only run."""
     from runner.config import parse_config
     from runner.experiment import run
@@ -140,7 +157,7 @@ def supernet_run_id(study, gin_files, bindings, parent, worker):
                    run_name=f"sweep-{study.study_name}-supernet",
                    extra_tags={"sweep_study": study.study_name})["run_id"]
 
-    return once(study, "supernet_run", make, worker)
+    return once(study, "supernet_run", make, worker, lock)
 
 
 def fail_dead_trials(study, storage, retry):

@@ -52,14 +52,14 @@ def sweep(gin_files=(), bindings=(), argv=(), study_name=gin.REQUIRED, params=gi
     if sampler not in ("tpe", "grid"):
         raise ValueError(f"sweep.sampler must be 'tpe' or 'grid', not {sampler!r}")
     grid = grid_points(params) if sampler == "grid" else None
-    study, backend = open_study(study_name, storage, direction, sampler_seed,
-                                len(grid) if grid else n_trials, heartbeat_interval,
-                                grace_period, max_retry, WORKER, grid)
+    study, backend, lock = open_study(study_name, storage, direction, sampler_seed,
+                                      len(grid) if grid else n_trials, heartbeat_interval,
+                                      grace_period, max_retry, WORKER, grid)
     children = spawn_workers(argv, workers)  # they wait for the setup below
-    parent = sweep_run_id(study, gin_files, bindings, storage, WORKER)
+    parent = sweep_run_id(study, gin_files, bindings, storage, WORKER, lock)
     source = None
     if selection_only:
-        source = supernet_run or supernet_run_id(study, gin_files, bindings, parent, WORKER)
+        source = supernet_run or supernet_run_id(study, gin_files, bindings, parent, WORKER, lock)
     work(study, backend, objective(study, gin_files, bindings, params, parent, source, metric),
          RetryHeartbeatStaleTrialCallback(max_retry=max_retry))
     failed = [p.args for p in children if p.wait() != 0]
