@@ -174,8 +174,11 @@ def print_summary(s):
         print(f"benchmark: test accuracy {b['test_acc']:.2f} % (valid {b['valid_acc']:.2f} %), "
               f"rank {b['rank']:.0f} of {b['num_cells']:.0f} cells")
     if "test_acc" in s:
-        print(f"retrained params: {s['params'] / 1e6:.3f} M")
+        print(f"retrained params: {s['params'] / 1e6:.3f} M, multiply-adds "
+              f"{s['multiply_adds'] / 1e6:.0f} M")
         print(f"final test accuracy: {s['test_acc']:.2f} %  (test error {s['test_error']:.2f} %)")
+        if "test_top5_error" in s:
+            print(f"final top-5 test error: {s['test_top5_error']:.2f} %")
     print(f"MLflow run {s['run_id']}; open the UI with:  {Tracker().ui_command()}")
 
 

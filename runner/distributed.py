@@ -224,13 +224,14 @@ def unwrapped(net):
     return net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net
 
 
-def scaled_loss(logits, y, global_n):
+def scaled_loss(logits, y, global_n, label_smoothing=0.0):
     """This rank's share of the global batch's mean loss, times the world size: DDP's
     gradient average then gives exactly the global-batch mean's gradient, also when the
     shares are unequal. One process: the plain mean, bit for bit as before."""
     if _RANKS.world <= 1:
-        return F.cross_entropy(logits, y)
-    return F.cross_entropy(logits, y, reduction="sum") * (_RANKS.world / global_n)
+        return F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+    return F.cross_entropy(logits, y, reduction="sum", label_smoothing=label_smoothing) * (
+        _RANKS.world / global_n)
 
 
 def mean_loss(logits, y):

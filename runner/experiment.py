@@ -293,8 +293,8 @@ def _retrain(p, genotype):
     resume = distributed.decide(lambda: saved(p.out, "retrain"))  # rank 0's file, to all
     result = retrain(genotype, p.space, p.data, p.tracker, p.gen, p.device,
                      ckpt_path=os.path.join(p.out, "retrain.pt"), resume=resume)
-    p.tracker.ensure_logged({"test_error": result["test_error"], "test_acc": result["test_acc"]},
-                            step=0)
+    p.tracker.ensure_logged({k: result[k] for k in ("test_error", "test_acc", "test_top5_error")
+                             if k in result}, step=0)
     p.tracker.plot(plots.retrain_curves, p.tracker.history("retrain/"), name="retrain.png")
     return result
 

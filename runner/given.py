@@ -23,6 +23,10 @@ def given_genotype(value, space, client):
     value = str(value).strip()
     if RUN_ID.match(value):
         return from_run(value, space, client)
+    named = space.family.published()
+    if value in named:  # a published genotype by name (spaces/darts/published.json)
+        return Given(checked(named[value], space, value),
+                     {"genotype_source": f"published {value}"}, None)
     if os.path.isfile(value):
         with open(value) as f:
             text = f.read()
@@ -38,7 +42,8 @@ def parse(text, space, what):
     except (ValueError, KeyError, TypeError, SyntaxError, IndexError) as e:
         raise GenotypeError(
             f"run.genotype {short(what)}: not a {space.family.name} genotype string, "
-            f"genotype.json file or MLflow run id ({type(e).__name__})") from e
+            f"published genotype name, genotype.json file or MLflow run id "
+            f"({type(e).__name__})") from e
 
 
 def checked(genotype, space, what):

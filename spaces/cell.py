@@ -69,6 +69,7 @@ class Family:
     param_size(genotype, num_classes) -> parameters of the retrain network (float).
     network(genotype, num_classes, in_channels, **retrain settings) -> the retrain network.
     benchmark: a tabular benchmark that knows every cell's trained accuracy, or None.
+    published() -> {name: genotype} of the family's published genotypes (run.genotype names).
     """
 
     name: str
@@ -80,6 +81,7 @@ class Family:
     param_size_label: str
     network: Callable
     benchmark: Optional["Benchmark"] = None
+    published: Callable = dict
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Candidate operations of the DARTS cell (darts-pt operations.py), search and eval variants."""
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 
 class ReLUConvBN(nn.Sequential):
@@ -115,7 +116,15 @@ class FactorizedReduce(nn.Module):
 
     def forward(self, x):
         x = self.relu(x)
-        return self.bn(torch.cat([self.conv_1(x), self.conv_2(x[:, :, 1:, 1:])], dim=1))
+        if x.device.type == "cpu" and x.is_contiguous(memory_format=torch.channels_last):
+            # the same convs as every-other-pixel subsamples through stride-1 1x1 convs: oneDNN's
+            # CPU backward of a stride-2 1x1 conv in channels_last corrupts memory for some
+            # shapes (torch 2.14; the 56x56 maps of the ImageNet network segfault)
+            a = F.conv2d(x[:, :, ::2, ::2], self.conv_1.weight)
+            b = F.conv2d(x[:, :, 1::2, 1::2], self.conv_2.weight)
+        else:
+            a, b = self.conv_1(x), self.conv_2(x[:, :, 1:, 1:])
+        return self.bn(torch.cat([a, b], dim=1))
 
 
 OPS = {

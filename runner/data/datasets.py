@@ -8,7 +8,7 @@ import gin
 import numpy as np
 import torch
 
-from runner.data import augment, imagenet16
+from runner.data import augment, imagenet, imagenet16
 
 
 class DataError(RuntimeError):
@@ -102,6 +102,10 @@ class Dataset:
     def in_channels(self):
         return self.train_x.size(1)
 
+    @property
+    def image_shape(self):
+        return tuple(self.train_x.shape[1:])
+
     def prepare(self, images, train, cutout_length=0, gen=None):
         """Normalise a uint8 batch; `train` adds random crop and flip (and cutout if asked)."""
         images = images.load() if isinstance(images, HostImages) else images
@@ -182,8 +186,10 @@ def _digits(test_size=300):
 
 @gin.configurable
 def dataset(name=gin.REQUIRED, root="data", download=False, verify_md5=True, pad=None,
-            device="cpu", limit=None, placement="auto"):
-    """Load `name` (cifar10, cifar100, svhn, imagenet16 = ImageNet16-120, digits) onto `device`.
+            device="cpu", limit=None, placement="auto", workers=8):
+    """Load `name` (cifar10, cifar100, svhn, imagenet16 = ImageNet16-120, digits) onto `device`;
+    imagenet is not loaded but streamed from its ImageFolder layout by `workers` DataLoader
+    processes per rank (runner/data/imagenet.py).
 
     limit: at most this many images per split (None: all). pad: zero padding of the random
     crop (None: the dataset's default, 4 pixels, 2 for the 16x16 digits and ImageNet16;
@@ -193,10 +199,12 @@ def dataset(name=gin.REQUIRED, root="data", download=False, verify_md5=True, pad
     and copies each batch over (HostImages); 'auto' = 'device' when they take at most a
     quarter of its free memory (always on a CPU). Labels always live on the device.
     """
+    if name == "imagenet":
+        return imagenet.ImageFolderData(root, device, DataError, limit, workers)
     if placement not in ("auto", "device", "host"):
         raise ValueError(f"dataset.placement must be 'auto', 'device' or 'host', not {placement!r}")
     if name not in STATS:
-        raise DataError(f"unknown dataset {name!r}; known: {', '.join(STATS)}")
+        raise DataError(f"unknown dataset {name!r}; known: {', '.join([*STATS, 'imagenet'])}")
     if name == "digits":
         arrays = _digits()
     else:

@@ -54,42 +54,65 @@ def logits_of(out):
 
 
 class Meter:
-    """Sample-weighted running accuracy (%) and loss."""
+    """Sample-weighted running accuracy (%) and loss; top-5 accuracy too when asked."""
 
-    def __init__(self):
+    def __init__(self, top5=False):
         self.n, self.correct, self.loss = 0, 0.0, 0.0
+        self.top5, self.correct5 = top5, 0.0
 
     def update(self, logits, y, loss):
         b = y.numel()
         self.n += b
         self.correct += (logits.argmax(1) == y).sum()
         self.loss += loss.detach() * b
+        if self.top5:
+            k = min(5, logits.size(1))
+            self.correct5 += (logits.topk(k, dim=1).indices == y[:, None]).any(dim=1).sum()
 
     def result(self, prefix):
         """Over every rank's samples under torchrun (a collective: all ranks call it)."""
-        n, correct, loss = distributed.all_sum([self.n, float(self.correct), float(self.loss)])
+        n, correct, loss, correct5 = distributed.all_sum(
+            [self.n, float(self.correct), float(self.loss), float(self.correct5)])
         n = max(n, 1)
-        return {f"{prefix}_acc": correct * 100.0 / n, f"{prefix}_loss": loss / n}
+        out = {f"{prefix}_acc": correct * 100.0 / n, f"{prefix}_loss": loss / n}
+        if self.top5:
+            out[f"{prefix}_top5_acc"] = correct5 * 100.0 / n
+        return out
 
 
 @torch.no_grad()
-def evaluate(net, data, x, y, batch_size=256):
+def evaluate(net, data, x, y, batch_size=256, top5=False):
     """Accuracy and loss over (x, y) uint8 images, BN in eval mode; under torchrun each rank
     evaluates its share and the result is over all of them."""
-    net = distributed.unwrapped(net)  # DDP's forward is for training steps only
     part = distributed.share(x.size(0))
     x, y = x[part], y[part]
     mode = precision(device_of(net))
+    return evaluate_batches(net, ((mode.input(data.prepare(x[i:i + batch_size], train=False)),
+                                   y[i:i + batch_size]) for i in range(0, x.size(0), batch_size)),
+                            top5)
+
+
+@torch.no_grad()
+def evaluate_batches(net, batches, top5=False):
+    """`evaluate` over this rank's (input, label) batches, already on the device."""
+    net = distributed.unwrapped(net)  # DDP's forward is for training steps only
+    mode = precision(device_of(net))
     was = net.training
     net.eval()
-    meter = Meter()
-    for i in range(0, x.size(0), batch_size):
-        xb, yb = mode.input(data.prepare(x[i:i + batch_size], train=False)), y[i:i + batch_size]
+    meter = Meter(top5)
+    for xb, yb in batches:
         with mode.autocast():
             logits = logits_of(net(xb))
         meter.update(logits, yb, F.cross_entropy(logits, yb))
     net.train(was)
     return meter.result("eval")
+
+
+def test_metrics(net, data, top5=False):
+    """`evaluate` over the test split, in-memory or streamed (runner/data/imagenet.py)."""
+    if getattr(data, "streamed", False):
+        return evaluate_batches(net, data.test_batches(256, precision(device_of(net))), top5)
+    return evaluate(net, data, data.test_x, data.test_y, top5=top5)
 
 
 def valid_accuracy(net, data, valid_idx):

@@ -20,12 +20,14 @@ CELL = CellSpec(types=TYPES, edges=tuple(edge_inputs()), keep=2, none_selectable
 NUM_EDGES = CELL.num_edges  # 14
 
 
-def skeleton(C, layers):
+def skeleton(C, layers, stem_channels=None, after_reduction=False):
     """The DARTS network's cells (darts-pt model_search.py and model.py): per cell i,
-    (i, reduction, reduction_prev, C_pp, C_p, C_curr). The stem gives 3C channels; cells
-    layers//3 and 2*layers//3 halve the maps and double C_curr; a cell outputs STEPS * C_curr."""
-    C_pp = C_p = 3 * C
-    C_curr, reduction_prev = C, False
+    (i, reduction, reduction_prev, C_pp, C_p, C_curr). The stem gives 3C channels (or
+    `stem_channels`); cells layers//3 and 2*layers//3 halve the maps and double C_curr; a cell
+    outputs STEPS * C_curr. after_reduction: the first cell reads its two inputs at two
+    resolutions, as after a reduction cell (the ImageNet stems, darts-pt model_imagenet.py)."""
+    C_pp = C_p = 3 * C if stem_channels is None else stem_channels
+    C_curr, reduction_prev = C, after_reduction
     for i in range(layers):
         reduction = i in (layers // 3, 2 * layers // 3)
         C_curr *= 2 if reduction else 1

@@ -10,8 +10,11 @@ from spaces.nb201.space import CELL, OPS
 from spaces.nb201.supernet import Nb201Supernet
 
 
-def network(structure, num_classes, in_channels, C=16, layers=5, auxiliary=False):
+def network(structure, num_classes, in_channels, C=16, layers=5, auxiliary=False, kind="cifar"):
     del auxiliary  # the benchmark network has no auxiliary head
+    if kind != "cifar":
+        raise ValueError(f"retrain.network = {kind!r}: NAS-Bench-201 has one network (its "
+                         "benchmark's), 'cifar'")
     return Network(structure, C, layers, num_classes, in_channels)
 
 
