@@ -6,7 +6,8 @@
 #      sqlite file under $OUT (the digits set: no download)
 #   3. the GPU rows of bench/perf.py against the reference copy ($REF, default device_ref/)
 #   4. a 2-process NCCL data-parallel retrain step under torchrun when there are 2 GPUs
-#   5. writes $OUT/device_report.md: each step's exit status and time, and their figures
+#   5. the ImageNet input pipeline's images/s (bench/imagenet_input.py) with 4, 8, 16 workers
+#   6. writes $OUT/device_report.md: each step's exit status and time, and their figures
 # Usage (device tool):  run(command="bash bench/device_check.sh", carry=[".whl", "device_ref"])
 #       here, on CPUs:  bash bench/device_check.sh --dry-run     (the same steps, tiny, on gloo,
 #                       in this environment: the wheels are for the GPU image, not installed)
@@ -60,6 +61,9 @@ if [ "$GPUS" -ge 2 ] || [ "$DRY" = 1 ]; then
 else
     echo "| ddp | skipped: $GPUS GPU(s) | 0 s |" >>"$OUT/steps.md"
 fi
+if [ "$DRY" = 1 ]; then INPUT=(--workers 0 --images 24 --batch 8)
+else INPUT=(--workers 4 8 16 --images 1536); fi
+step input "$PY" bench/imagenet_input.py --device "$DEV" "${INPUT[@]}"
 
 {
     echo "# Device check, $(date -u +%Y-%m-%dT%H:%MZ)$([ "$DRY" = 1 ] && echo ' (dry run, CPU)')"
@@ -78,5 +82,8 @@ fi
     echo
     echo "## ddp"
     grep -E "final test accuracy|error" "$OUT/ddp.log" 2>/dev/null | head -5 || true
+    echo
+    echo "## input"
+    sed -n '/^|/p' "$OUT/input.log"
 } >"$REPORT"
 cat "$REPORT"

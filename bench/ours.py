@@ -131,7 +131,7 @@ def nb201(a, device):
 def retrain(a, device):
     """One retrain step (forward with aux head, backward, clip, SGD) of the PT genotype."""
     from runner.training.precision import precision
-    from runner.training.retrain import train_epoch
+    from runner.training.retrain import tensor_batches, train_epoch
     from spaces.darts.genotype import Genotype
     from spaces.darts.network import EvalNetwork
 
@@ -141,7 +141,8 @@ def retrain(a, device):
     mode.model(net)
     opt = torch.optim.SGD(net.parameters(), 0.025, momentum=0.9, weight_decay=3e-4)
     data, gen = images(a.retrain_batch, device), torch.Generator(device).manual_seed(0)
-    return timed(lambda: train_epoch(net, opt, data, gen, a.retrain_batch, 5.0, 0.4, 16, mode),
+    return timed(lambda: train_epoch(net, opt, tensor_batches(data, gen, a.retrain_batch, 16, mode),
+                                     5.0, 0.4, mode),
                  a.steps, device)
 
 

@@ -175,7 +175,7 @@ def print_summary(s):
               f"rank {b['rank']:.0f} of {b['num_cells']:.0f} cells")
     if "test_acc" in s:
         print(f"retrained params: {s['params'] / 1e6:.3f} M, multiply-adds "
-              f"{s['multiply_adds'] / 1e6:.0f} M")
+              f"{s['multiply_adds'] / 1e6:.1f} M")
         print(f"final test accuracy: {s['test_acc']:.2f} %  (test error {s['test_error']:.2f} %)")
         if "test_top5_error" in s:
             print(f"final top-5 test error: {s['test_top5_error']:.2f} %")

@@ -140,8 +140,8 @@ def test_md5_check_rejects_tiny_files(data_root, name):
 
 
 def test_unknown_dataset_name():
-    with pytest.raises(DataError, match="unknown dataset 'imagenet'"):
-        dataset(name="imagenet")
+    with pytest.raises(DataError, match="unknown dataset 'imagenet21k'"):
+        dataset(name="imagenet21k")
 
 
 @pytest.mark.parametrize("name,victim", [("cifar10", "cifar-10-batches-py/data_batch_1"),

@@ -19,10 +19,11 @@ def test_dry_run_runs_every_step_and_writes_one_report(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     report = (tmp_path / "device_report.md").read_text()
     assert "(dry run, CPU)" in report
-    for step in ("smoke", "perf", "ddp"):
+    for step in ("smoke", "perf", "ddp", "input"):
         assert f"| {step} | 0 |" in report, report
     assert report.count("final test accuracy") == 2  # the smoke run and the DDP retrain
     assert "| search step, s |" in report
+    assert "| workers | batch | images | seconds | images/s |" in report
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     for name in ("device_check", "device_ddp"):
         runs = client.search_runs([client.get_experiment_by_name(name).experiment_id])

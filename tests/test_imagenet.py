@@ -186,8 +186,8 @@ def test_tiny_imagefolder_trains_end_to_end_with_top5_and_multiply_adds(
     (run,) = experiment_runs(tracking, "imagenet_mobile")
     m, tags = run.data.metrics, run.data.tags
     assert run.info.status == "FINISHED" and tags["genotype_source"] == "published darts_v2"
-    for key in ("test_error", "test_top5_error", "retrain/test_top5_acc", "retrain/params_M",
-                "retrain/multiply_adds_M"):
+    for key in ("test_error", "test_top5_error", "retrain/test_top5_acc", "retrain/test_error",
+                "retrain/test_top5_error", "retrain/params_M", "retrain/multiply_adds_M"):
         assert key in m, key
     assert m["test_top5_error"] == 0.0  # 3 classes: the true one is always in the top 5
     assert m["test_error"] * 9 / 100 == pytest.approx(round(m["test_error"] * 9 / 100))  # 9 val
@@ -243,3 +243,15 @@ def test_the_mobile_limit_rejects_an_all_5x5_cell_at_full_size():
     with pytest.raises(ValueError, match=r"M multiply-adds at 224x224, over "
                                          r"retrain.max_multiply_adds = 600 M"):
         size_of(build(big), data, 600e6)
+
+
+def test_input_pipeline_benchmark_reports_images_per_second(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "imagenet_input.py"),
+                           "--workers", "0", "1", "--images", "24", "--batch", "8"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line.split("|")[1:-1] for line in done.stdout.splitlines()
+            if line.startswith("| ") and line[2].isdigit()]
+    assert [(int(r[0]), int(r[1]), int(r[2])) for r in rows] == [(0, 8, 16), (1, 8, 16)]
+    assert all(float(r[4]) > 0 for r in rows)  # images/s, the first batch of 8 left out

@@ -4,15 +4,11 @@ import pytest
 
 from helpers import GIN_DIR, TINY, experiment_runs, run_cli, tiny_argv
 from spaces.darts.genotype import Genotype
+from spaces.darts.published import published
 
 RETRAIN = GIN_DIR / "retrain" / "darts_cifar10.gin"
-# DARTS V2 (Liu et al. 2019), as the DARTS repository's genotypes.py writes it
-DARTS_V2 = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), "
-            "('sep_conv_3x3', 1), ('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), "
-            "('dil_conv_3x3', 2)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), "
-            "('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 1), ('max_pool_3x3', 0), "
-            "('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)], "
-            "reduce_concat=[2, 3, 4, 5])")
+# DARTS V2 (Liu et al. 2019) as a genotype string, the way the DARTS repository writes it
+DARTS_V2 = str(published()["darts_v2"])
 
 
 def retrain_argv(data_root, genotype, *binds):

@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from runner.training.loops import evaluate
 from runner.training.precision import precision
-from runner.training.retrain import train_epoch
+from runner.training.retrain import tensor_batches, train_epoch
 from spaces.supernet import MixedOp
 
 
@@ -132,7 +132,8 @@ class EdgeShuffling:
         opt = torch.optim.SGD(net.parameters(), self.lr, momentum=0.9, weight_decay=3e-4)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(self.epochs, 1))
         for _ in range(self.epochs):
-            train_epoch(net, opt, data, gen, self.batch_size, 5.0, 0.0, 0, mode)
+            train_epoch(net, opt, tensor_batches(data, gen, self.batch_size, 0, mode), 5.0, 0.0,
+                        mode)
             sched.step()
 
 

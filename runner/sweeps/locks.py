@@ -11,6 +11,8 @@ import hashlib
 import logging
 import os
 
+from runner.sweeps.urls import unreachable
+
 log = logging.getLogger(__name__)
 
 
@@ -54,8 +56,6 @@ def database_lock(url, dialect, name):
     connection ends (a killed worker holds nothing)."""
     import sqlalchemy
     from sqlalchemy.pool import NullPool
-
-    from runner.sweeps.setup import unreachable
 
     take, give = {"postgresql": ("SELECT pg_advisory_lock(:k)", "SELECT pg_advisory_unlock(:k)"),
                   "mysql": ("SELECT GET_LOCK(:k, -1)", "SELECT RELEASE_LOCK(:k)")}[dialect]

@@ -9,7 +9,8 @@ the summary metrics the sequential protocol (runner/experiment.run_seeds) logs.
 import gin
 
 from runner.config import parse_config
-from runner.sweeps.setup import default_url, once, open_study, redact
+from runner.sweeps.setup import once, open_study
+from runner.sweeps.urls import default_url, redact
 from runner.sweeps.sweep import WORKER, spawn_workers, work
 
 

@@ -1,24 +1,14 @@
 """What a sweep does once for all its workers: the study and its trial slots, the MLflow sweep
 run, the shared supernet; plus dead-worker detection and the closing summary."""
 import os
-import re
 import socket
 import time
 
 from runner.compat.optuna_internals import trial_id
 from runner.sweeps.locks import setup_lock
+from runner.sweeps.urls import default_url, redact, unreachable
 
 POLL_S = 2.0
-
-
-def redact(url):
-    """A storage URL without its password, fit for a tag or an error message."""
-    return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", url)
-
-
-def default_url(url, study_name):
-    """The storage URL, None spelled out as the default journal file of the study."""
-    return url or "journal:" + os.path.join("outputs", "sweeps", f"{study_name}.journal")
 
 
 def storage_for(url, study_name, heartbeat_interval, grace_period, max_retry):
@@ -37,12 +27,6 @@ def storage_for(url, study_name, heartbeat_interval, grace_period, max_retry):
                           heartbeat_stale_trial_callback=retry)
     except Exception as e:  # noqa: BLE001 - sqlalchemy/driver errors are long and nested
         raise unreachable(url, e) from e
-
-
-def unreachable(url, error):
-    """The one-line error of a storage that cannot be opened, the password left out."""
-    text = " ".join(str(error).split("\n")[0].split())[:160]
-    return ConnectionError(f"optuna storage {redact(url)} unreachable: {text}")
 
 
 def open_study(name, url, direction, seed, n_trials, heartbeat_interval, grace_period, max_retry,

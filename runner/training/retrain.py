@@ -130,8 +130,10 @@ def retrain(genotype, space, data, tracker, gen, device, ckpt_path=None, resume=
         best = max(best, test["eval_acc"])
         metrics.update(test_acc=test["eval_acc"], test_loss=test["eval_loss"],
                        best_test_acc=best, seconds=time.perf_counter() - t0)
-        if top5:
-            metrics["test_top5_acc"] = test["eval_top5_acc"]
+        if top5:  # ImageNet reports errors: top-1 and top-5, every epoch
+            metrics.update(test_top5_acc=test["eval_top5_acc"],
+                           test_error=100.0 - test["eval_acc"],
+                           test_top5_error=100.0 - test["eval_top5_acc"])
         metrics = {f"retrain/{k}": v for k, v in metrics.items()}
         if ckpt_path and distributed.is_main():  # the other ranks hold the same state
             checkpoint.save({"epoch": epoch + 1, "net": net.state_dict(), "opt": opt.state_dict(),
