@@ -58,6 +58,7 @@ SEED = Range(0, 2 ** 32 - 1, integer=True)  # numpy's seed range
 RANGES = {
     "dataset.pad": Range(0, integer=True, optional=True),
     "dataset.limit": Range(1, integer=True, optional=True),
+    "dataset.workers": COUNT,  # DataLoader processes per rank (streamed ImageNet); 0: in-process
     "run.seed": SEED,
     "run.seeds": SEED,
     "supernet.C": POSITIVE_INT,
@@ -107,6 +108,9 @@ RANGES = {
     "retrain.auxiliary_weight": NON_NEGATIVE,
     "retrain.drop_path_prob": MOMENTUM,  # [0, 1): 1 would drop every path
     "retrain.cutout": COUNT,
+    "retrain.lr_gamma": Range(0, 1, lo_open=True),  # StepLR's factor per epoch; 1: constant
+    "retrain.label_smoothing": MOMENTUM,  # [0, 1)
+    "retrain.max_multiply_adds": Range(0, lo_open=True, optional=True),  # None: no limit
     "search.epochs": COUNT,
     "search.batch_size": POSITIVE_INT,
     "search.lr": POSITIVE,

@@ -22,7 +22,7 @@ from spaces.madds import multiply_adds
 from spaces.ops import FactorizedReduce
 
 REF_DIR = ROOT.parent / "shared/reference/darts-pt"
-MOBILE = GIN_DIR / "imagenet_mobile.gin"
+MOBILE = GIN_DIR / "retrain" / "imagenet_mobile.gin"
 CLASSES = ("n01440764", "n01443537", "n01484850")
 PARITY = ("darts_pt_s5_0", "darts_pt_s5_1", "darts_pt_s5_2", "darts_pt_s5_3", "blank_pt_s5_0",
           "darts_pt_s2_1")

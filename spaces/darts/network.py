@@ -39,15 +39,17 @@ class EvalCell(nn.Module):
 
 
 class AuxiliaryHead(nn.Module):
-    """Auxiliary classifier on the 8x8 output of cell 2L/3."""
+    """Auxiliary classifier on the 8x8 output of cell 2L/3 (CIFAR); the ImageNet network's
+    reads 7x7 maps with pool stride 2 and has no BN after its 2x2 conv (network_imagenet.py)."""
 
-    def __init__(self, C, num_classes):
+    def __init__(self, C, num_classes, pool_stride=3, last_bn=True):
         super().__init__()
         self.features = nn.Sequential(
             nn.ReLU(inplace=True),
-            nn.AvgPool2d(5, stride=3, padding=0, count_include_pad=False),
+            nn.AvgPool2d(5, stride=pool_stride, padding=0, count_include_pad=False),
             nn.Conv2d(C, 128, 1, bias=False), nn.BatchNorm2d(128), nn.ReLU(inplace=True),
-            nn.Conv2d(128, 768, 2, bias=False), nn.BatchNorm2d(768), nn.ReLU(inplace=True),
+            nn.Conv2d(128, 768, 2, bias=False),
+            *([nn.BatchNorm2d(768)] if last_bn else []), nn.ReLU(inplace=True),
         )
         self.classifier = nn.Linear(768, num_classes)
 

@@ -3,7 +3,7 @@ model_imagenet.py): two stride-2 stems bring 224x224 inputs to 28x28, then the c
 CIFAR, an auxiliary head on the 7x7 output of cell 2L/3, global average pooling."""
 import torch.nn as nn
 
-from spaces.darts.network import EvalCell
+from spaces.darts.network import AuxiliaryHead, EvalCell
 from spaces.darts.space import STEPS, skeleton
 
 
@@ -19,22 +19,10 @@ def stems(C):
     return stem0, stem1
 
 
-class AuxiliaryHeadImageNet(nn.Module):
-    """Auxiliary classifier on the 7x7 output of cell 2L/3. No BN after its 2x2 conv: the
+def auxiliary_head(C, num_classes):
+    """The auxiliary classifier on the 7x7 output of cell 2L/3. No BN after its 2x2 conv: the
     DARTS and darts-pt ImageNet heads leave it out (a typo kept for their published runs)."""
-
-    def __init__(self, C, num_classes):
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.ReLU(inplace=True),
-            nn.AvgPool2d(5, stride=2, padding=0, count_include_pad=False),
-            nn.Conv2d(C, 128, 1, bias=False), nn.BatchNorm2d(128), nn.ReLU(inplace=True),
-            nn.Conv2d(128, 768, 2, bias=False), nn.ReLU(inplace=True),
-        )
-        self.classifier = nn.Linear(768, num_classes)
-
-    def forward(self, x):
-        return self.classifier(self.features(x).flatten(1))
+    return AuxiliaryHead(C, num_classes, pool_stride=2, last_bn=False)
 
 
 class ImageNetNetwork(nn.Module):
@@ -52,7 +40,7 @@ class ImageNetNetwork(nn.Module):
             self.cells.append(EvalCell(genes, C_pp, C_p, C_curr, reduction, reduction_prev))
             if i == 2 * layers // 3:
                 C_aux = STEPS * C_curr
-        self.auxiliary_head = AuxiliaryHeadImageNet(C_aux, num_classes) if auxiliary else None
+        self.auxiliary_head = auxiliary_head(C_aux, num_classes) if auxiliary else None
         self.classifier = nn.Linear(STEPS * C_curr, num_classes)
 
     def forward(self, x):
