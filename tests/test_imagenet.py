@@ -43,7 +43,8 @@ def ref():
                         "optimizers.darts.utils": utils})
     sys.path.insert(0, str(REF_DIR))
     try:
-        mods = {n: importlib.import_module(f"sota.cnn.{n}") for n in ("genotypes", "model_imagenet")}
+        mods = {n: importlib.import_module(f"sota.cnn.{n}")
+                for n in ("genotypes", "model_imagenet")}
     finally:
         sys.path[:] = saved_path
         for name in set(sys.modules) - set(saved_mods):

@@ -57,32 +57,43 @@ class AuxiliaryHead(nn.Module):
         return self.classifier(self.features(x).flatten(1))
 
 
+def add_cells(net, genotype, C, layers, num_classes, auxiliary, head=AuxiliaryHead,
+              **skeleton_kw):
+    """Register the cells, the auxiliary head (on cell 2L/3's output) and the classifier of a
+    DARTS retrain network on `net`, after its stem; skeleton_kw: the stem's (space.skeleton)."""
+    net.layers, net.drop_path_prob = layers, 0.0
+    net.cells = nn.ModuleList()
+    for i, reduction, reduction_prev, C_pp, C_p, C_curr in skeleton(C, layers, **skeleton_kw):
+        genes = genotype.reduce if reduction else genotype.normal
+        net.cells.append(EvalCell(genes, C_pp, C_p, C_curr, reduction, reduction_prev))
+        if i == 2 * layers // 3:
+            C_aux = STEPS * C_curr  # the auxiliary head reads this cell's output
+    net.auxiliary_head = head(C_aux, num_classes) if auxiliary else None
+    net.classifier = nn.Linear(STEPS * C_curr, num_classes)
+
+
+def run_cells(net, s0, s1):
+    """(logits, aux logits or None) of `add_cells`'s modules on the stem's two outputs; the
+    classifier reads the mean over the last map (darts-pt's global pooling, at any size)."""
+    aux = None
+    for i, cell in enumerate(net.cells):
+        s0, s1 = s1, cell(s0, s1, net.drop_path_prob)
+        if i == 2 * net.layers // 3 and net.auxiliary_head is not None and net.training:
+            aux = net.auxiliary_head(s1)
+    return net.classifier(s1.mean(dim=(2, 3))), aux
+
+
 class EvalNetwork(nn.Module):
     """The network retrained from a genotype; returns (logits, aux logits or None)."""
 
     def __init__(self, genotype, C, layers, num_classes, auxiliary=True, in_channels=3):
         super().__init__()
-        self.layers = layers
-        self.drop_path_prob = 0.0
         self.stem = stem(in_channels, C)
-        self.cells = nn.ModuleList()
-        for i, reduction, reduction_prev, C_pp, C_p, C_curr in skeleton(C, layers):
-            genes = genotype.reduce if reduction else genotype.normal
-            self.cells.append(EvalCell(genes, C_pp, C_p, C_curr, reduction, reduction_prev))
-            if i == 2 * layers // 3:
-                C_aux = STEPS * C_curr  # the auxiliary head reads this cell's output
-        self.auxiliary_head = AuxiliaryHead(C_aux, num_classes) if auxiliary else None
-        self.classifier = nn.Linear(STEPS * C_curr, num_classes)
+        add_cells(self, genotype, C, layers, num_classes, auxiliary)
 
     def forward(self, x):
-        aux = None
-        s0 = s1 = self.stem(x)
-        for i, cell in enumerate(self.cells):
-            s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
-            if i == 2 * self.layers // 3 and self.auxiliary_head is not None and self.training:
-                aux = self.auxiliary_head(s1)
-        logits = self.classifier(s1.mean(dim=(2, 3)))
-        return logits, aux
+        s = self.stem(x)
+        return run_cells(self, s, s)
 
 
 def param_size(genotype, C=36, layers=20, num_classes=10):
