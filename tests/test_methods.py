@@ -472,14 +472,33 @@ SELECTOR_TAG = {"magnitude": "magnitude", "pt": "pt", "pt_mag": "pt-mag"}
 SPACES = ("s1", "s2", "s3", "s4", "darts")
 FULL = [(m, s, sp) for sp in SPACES for m in METHODS for s in SELECTOR_TAG] + [
     ("sgas_selector", "pt", sp) for sp in SPACES]
-# CI runs a covering subset: every method x selector on s2, every method with PT and every
-# selector with DARTS on each other space, so each pair of (method, selector, space) values
-# runs together. On the DARTS space, the paper's method-row files (test_e2e) already run
-# darts_2nd, SDARTS-RS/ADV and SGAS with PT. DARTS_PT_FULL_MATRIX=1 runs all 95 combinations.
+# CI runs a pairwise covering subset: on every space, DARTS under each selector (the baselines)
+# and each other method once, its selector rotating with the space, so that every pair of
+# (method, selector, space) values runs together. On the DARTS space, the paper's method-row
+# files (test_e2e) already run darts_2nd, SDARTS-RS/ADV and SGAS with PT.
+# DARTS_PT_FULL_MATRIX=1 runs all 95 combinations.
 E2E = {("darts_2nd", "pt", "darts"), ("sdarts_rs", "pt", "darts"), ("sdarts_adv", "pt", "darts"),
        ("sgas", "pt", "darts")}
-MATRIX = FULL if os.environ.get("DARTS_PT_FULL_MATRIX") == "1" else [
-    c for c in FULL if (c[2] == "s2" or c[1] == "pt" or c[0] == "darts") and c not in E2E]
+
+
+def covering():
+    selectors, others = list(SELECTOR_TAG), [m for m in METHODS if m != "darts"]
+    runs = [("sgas_selector", "pt", sp) for sp in SPACES]
+    for i, sp in enumerate(SPACES):
+        runs += [("darts", s, sp) for s in selectors]
+        runs += [(m, "pt" if sp == "darts" and (m, "pt", sp) in E2E
+                  else selectors[(i + j) % len(selectors)], sp) for j, m in enumerate(others)]
+    return [c for c in runs if c not in E2E]
+
+
+MATRIX = FULL if os.environ.get("DARTS_PT_FULL_MATRIX") == "1" else covering()
+def test_the_ci_matrix_covers_every_pair_of_method_selector_and_space():
+    runs = set(covering()) | E2E
+    assert len(runs) == len(covering()) + len(E2E) < len(FULL)
+    for a, b in ((0, 1), (0, 2), (1, 2)):
+        assert {(c[a], c[b]) for c in FULL} == {(c[a], c[b]) for c in runs}
+
+
 SGAS_TINY = ["Sgas.warmup_dec_epoch = 0", "Sgas.decision_freq = 1", "search.epochs = 3"]
 BINDS = {  # tiny-mode trims per method and selector; the unit tests above pin behaviour
     "method": {"sdarts_adv": ["Sdarts.pgd_steps = 1"], "sgas": SGAS_TINY, "sgas_cri2": SGAS_TINY,
