@@ -482,19 +482,23 @@ E2E = {("darts_2nd", "pt", "darts"), ("sdarts_rs", "pt", "darts"), ("sdarts_adv"
 
 
 def covering():
+    """DARTS under each selector and each other method once on every space, the selector
+    rotating with the space; runs the E2E files already make are left out."""
     selectors, others = list(SELECTOR_TAG), [m for m in METHODS if m != "darts"]
-    runs = [("sgas_selector", "pt", sp) for sp in SPACES]
+    runs = []
     for i, sp in enumerate(SPACES):
-        runs += [("darts", s, sp) for s in selectors]
-        runs += [(m, "pt" if sp == "darts" and (m, "pt", sp) in E2E
-                  else selectors[(i + j) % len(selectors)], sp) for j, m in enumerate(others)]
-    return [c for c in runs if c not in E2E]
+        runs += [("darts", s, sp) for s in selectors] + [("sgas_selector", "pt", sp)]
+        for j, m in enumerate(others):
+            runs += [] if (m, "pt", sp) in E2E else [(m, selectors[(i + j) % len(selectors)], sp)]
+    return runs
 
 
 MATRIX = FULL if os.environ.get("DARTS_PT_FULL_MATRIX") == "1" else covering()
+
+
 def test_the_ci_matrix_covers_every_pair_of_method_selector_and_space():
     runs = set(covering()) | E2E
-    assert len(runs) == len(covering()) + len(E2E) < len(FULL)
+    assert set(covering()) <= set(FULL) and len(runs) == len(covering()) + len(E2E) < len(FULL)
     for a, b in ((0, 1), (0, 2), (1, 2)):
         assert {(c[a], c[b]) for c in FULL} == {(c[a], c[b]) for c in runs}
 
