@@ -12,7 +12,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from runner.training import checkpoint
-from helpers import ROOT, argv, command
+from helpers import ROOT, argv, command, run_cli
 
 TINY = argv("quickstart.gin", "selectors/pt.gin", "overrides/tiny.gin", "spaces/s2.gin",
             binds=["dataset.limit = 16", "Perturbation.subset = 8"])
@@ -25,6 +25,13 @@ def runner(tmp, *extra, uri=None):
                        capture_output=True, text=True, timeout=600)
     lines = [ln for ln in p.stderr.splitlines() if ln.startswith("runner:")]
     return p.returncode, lines, p.stderr
+
+
+def runner_here(capsys, *extra):
+    """The same command through runner.cli.main in this process, for errors raised before any
+    training (with the `tracking` fixture: the store and working folder are tmp_path's)."""
+    rc, _, err = run_cli(TINY + list(extra), capsys)
+    return rc, [ln for ln in err.splitlines() if ln.startswith("runner:")], err
 
 
 def the_run(tmp):
@@ -41,8 +48,9 @@ def the_run(tmp):
     ("run.method = @Dart", "@Dart"),
     ("Perturbation.crit = 'accuracy'", "Perturbation.crit must be 'acc' or 'loss'"),
 ])
-def test_bad_values_and_names_are_one_line_errors(tmp_path, binding, culprit):
-    rc, lines, err = runner(tmp_path, "--bind", binding)
+def test_bad_values_and_names_are_one_line_errors(tmp_path, tracking, capsys, clean_gin,
+                                                  binding, culprit):
+    rc, lines, err = runner_here(capsys, "--bind", binding)
     assert rc == 2 and len(lines) == 1 and culprit in lines[0], err
     assert "Traceback" not in err
     _, runs = the_run(tmp_path)
@@ -56,15 +64,15 @@ def test_unreachable_tracking_server_fails_before_training(tmp_path):
     assert not (tmp_path / "outputs").exists() or not any((tmp_path / "outputs").iterdir())
 
 
-def test_output_folder_that_cannot_be_written(tmp_path):
+def test_output_folder_that_cannot_be_written(tmp_path, tracking, capsys, clean_gin):
     (tmp_path / "a_file").write_text("not a folder")
-    rc, lines, err = runner(tmp_path, "--bind", f"run.output_dir = '{tmp_path}/a_file/out'")
+    rc, lines, err = runner_here(capsys, "--bind", f"run.output_dir = '{tmp_path}/a_file/out'")
     assert rc == 2 and len(lines) == 1 and "a_file/out not writable" in lines[0], err
 
 
-def finished_then_crashed(tmp):
+def finished_then_crashed(tmp, *extra):
     """A finished tiny run, set back to KILLED as if it had crashed: --resume will reopen it."""
-    rc, _, err = runner(tmp)
+    rc, _, err = runner(tmp, *extra)
     assert rc == 0, err
     client, (run,) = the_run(tmp)
     client.set_terminated(run.info.run_id, "KILLED")
@@ -85,17 +93,16 @@ def test_corrupt_checkpoint_is_refused_and_the_others_are_kept(tmp_path):
 
 
 def test_checkpoint_of_another_space_is_refused(tmp_path):
-    client, run_id, out = finished_then_crashed(tmp_path)
-    for f in ("select.pt", "retrain.pt"):
-        (out / f).unlink()
+    search_only = ("--bind", "run.do_select = False", "--bind", "run.do_retrain = False")
+    client, run_id, out = finished_then_crashed(tmp_path, *search_only)
+    assert sorted(p.name for p in out.glob("*.pt")) == ["search.pt"]
     other = tmp_path / "other"
     other.mkdir()
-    rc, _, err = runner(other, "--gin", str(ROOT / "gin/spaces/s4.gin"),
-                        "--bind", "run.do_select = False")  # its search.pt is all we need
+    rc, _, err = runner(other, "--gin", str(ROOT / "gin/spaces/s4.gin"), *search_only)
     assert rc == 0, err
     (other_ckpt,) = (other / "outputs").glob("*/search.pt")
     shutil.copy(other_ckpt, out / "search.pt")
-    rc, lines, err = runner(tmp_path, "--resume")
+    rc, lines, err = runner(tmp_path, "--resume", *search_only)
     assert rc == 2 and len(lines) == 1, err
     assert "search checkpoint was made for {'space': 's4'" in lines[0]
     assert client.get_run(run_id).info.status == "FAILED"
