@@ -2,6 +2,8 @@
 runner.data.augment against torchvision's functional transforms."""
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,8 +13,9 @@ import torchvision.transforms.functional as TF
 
 import augment_steps
 import fixtures
+from helpers import ROOT
 from runner.data import augment
-from runner.data.datasets import STATS, DataError, Dataset, dataset
+from runner.data.datasets import STATS, DataError, Dataset, dataset, digits_table
 
 CASES = [  # name, folder, files, number of classes, label range checked against
     ("cifar10", "cifar-10-batches-py",
@@ -103,6 +106,19 @@ def test_digits_needs_no_files(tmp_path):
     assert d.train_x.shape[0] + d.test_x.shape[0] == 1797
     assert d.in_channels == 1 and d.num_classes == 10 and d.pad == 2 and d.flip is False
     assert set(d.test_y.tolist()) == set(range(10))
+
+
+def test_digits_are_scikit_learns_read_without_importing_it():
+    from sklearn.datasets import load_digits
+
+    images, labels = digits_table()
+    d = load_digits()
+    assert np.array_equal(images, d.images) and np.array_equal(labels, d.target)
+    code = ("import sys; from runner.data.datasets import dataset; dataset(name='digits'); "
+            "assert 'sklearn' not in sys.modules, 'sklearn imported'")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 # ------------------------------------------------------------------------------ errors

@@ -1,5 +1,6 @@
 """Datasets as uint8 tensors on the training device (or in host memory when they do not fit),
 read through torchvision classes."""
+import importlib.util
 import math
 import os
 from dataclasses import dataclass
@@ -172,15 +173,31 @@ def _without_md5(cls):
     return type(cls.__name__, (cls,), attrs)
 
 
+def digits_table():
+    """scikit-learn's digits as (images 1797x8x8 float, labels int): its shipped file
+    (datasets/data/digits.csv.gz, a row of 64 pixels then the label) is read directly, since
+    importing sklearn.datasets costs about a second of every run's start; load_digits() reads
+    the same file and is the fallback for a layout without it."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None:
+        raise DataError("the digits dataset needs scikit-learn: pip install scikit-learn")
+    path = os.path.join(spec.submodule_search_locations[0], "datasets", "data", "digits.csv.gz")
+    if not os.path.exists(path):
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        return d.images, d.target
+    table = np.loadtxt(path, delimiter=",")
+    return table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(int)
+
+
 def _digits(test_size=300):
     """scikit-learn's 1,797 handwritten digits (8x8, 17 grey levels), upsampled to 16x16."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
+    images, labels = digits_table()
+    x = np.round(images * (255.0 / 16.0)).astype(np.uint8)[:, None]
     x = x.repeat(2, axis=2).repeat(2, axis=3)
     perm = np.random.RandomState(0).permutation(len(x))  # fixed split, independent of the seed
-    x, y = x[perm], d.target[perm]
+    x, y = x[perm], labels[perm]
     return x[test_size:], y[test_size:], x[:test_size], y[:test_size]
 
 
