@@ -77,7 +77,8 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
 
 def test_sigterm_marks_the_run_killed_and_keeps_its_checkpoint(tmp_path):
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
-    proc = runner(tmp_path, "term", wait=False)
+    short = ["--bind", "search.epochs = 2", "--bind", "retrain.epochs = 1"]  # still seconds left
+    proc = runner(tmp_path, "term", short, wait=False)
     while not glob.glob(f"{tmp_path}/term/outputs/*/search.pt"):
         assert proc.poll() is None
         time.sleep(0.01)
@@ -86,7 +87,7 @@ def test_sigterm_marks_the_run_killed_and_keeps_its_checkpoint(tmp_path):
     (run,) = runs(client, "term")
     assert run.info.status == "KILLED"
     assert glob.glob(f"{tmp_path}/term/outputs/{run.info.run_id}/search.pt")
-    runner(tmp_path, "term", ["--resume"])
+    runner(tmp_path, "term", short + ["--resume"])
     (run,) = runs(client, "term")
     assert run.info.status == "FINISHED"
 
@@ -94,14 +95,13 @@ def test_sigterm_marks_the_run_killed_and_keeps_its_checkpoint(tmp_path):
 def test_two_deterministic_cpu_runs_are_bit_identical(tmp_path):
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     for name in ("first", "second"):
-        runner(tmp_path, name, ["--bind", "run.deterministic = True",
+        runner(tmp_path, name, ["--bind", "run.deterministic = True", "--bind", "search.epochs = 2",
                                 "--bind", "run.do_retrain = False"])
     (a,), (b,) = runs(client, "first"), runs(client, "second")
     assert a.data.tags["deterministic"] == "True"
     assert a.data.tags["genotype"] == b.data.tags["genotype"]
     np.testing.assert_array_equal(alphas(client, a.info.run_id, tmp_path / "a"),
                                   alphas(client, b.info.run_id, tmp_path / "b"))
-
 
 
 def test_a_sigterm_inside_a_tracking_store_call_is_raised_when_the_call_returns(tmp_path):
