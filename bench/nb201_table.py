@@ -1,7 +1,7 @@
 """How fast the NAS-Bench-201 lookup table loads at the full benchmark's size.
 
 Writes a synthetic table of all 5^6 = 15,625 cells on the three datasets (made-up numbers,
-the real table's schema, through spaces.nb201.benchmark.write_table) to a temporary folder,
+the real table's schema, through spaces.nb201.table.write_table) to a temporary folder,
 then prints its file size, a cold load in a fresh process (pyarrow's import included; the
 module itself, which imports the spaces package and so torch, is imported first and not
 timed), the median of warm loads in this process and the time per lookup.
@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the project's packages
 # a fresh process: the module (and torch) untimed, then the first Table.load
-COLD = ("import sys, time; from spaces.nb201.benchmark import Table; t = time.perf_counter(); "
+COLD = ("import sys, time; from spaces.nb201.table import Table; t = time.perf_counter(); "
         "Table.load(sys.argv[1]); print(time.perf_counter() - t)")
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -40,7 +40,7 @@ def synthetic(out):
     import numpy as np
     import pandas as pd
 
-    from spaces.nb201.benchmark import BENCH_DATASET, write_table
+    from spaces.nb201.table import BENCH_DATASET, write_table
 
     rng = np.random.default_rng(0)
     cells = structures()
@@ -65,7 +65,7 @@ def main(argv=None):
         path = args.table or os.path.join(tmp, "nb201_table.parquet")
         if args.table is None:
             synthetic(path)
-        from spaces.nb201.benchmark import Table
+        from spaces.nb201.table import Table
 
         first = float(subprocess.run([sys.executable, "-c", COLD, path], check=True,
                                      capture_output=True, text=True, cwd=ROOT).stdout)

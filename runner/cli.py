@@ -44,11 +44,11 @@ def list_experiments(root=REPO_GIN):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["report"]:
-        from runner.report import main as report_main
+        from runner.commands.report import main as report_main
 
         return report_main(argv[1:])
     if argv[:1] == ["nb201-table"]:
-        from runner.nb201_table import main as table_main
+        from runner.commands.nb201_table import main as table_main
 
         return table_main(argv[1:])
     args = parser().parse_args(argv)
@@ -57,7 +57,7 @@ def main(argv=None):
         return 0
     if not args.gin:
         parser().error("give at least one --gin FILE (runner --list shows the experiment files)")
-    from runner import distributed
+    from runner.training import distributed
 
     with distributed.session() as ranks:  # torchrun: the process group; else nothing
         rc = run_command(args, argv, f"rank {ranks.rank}: " if ranks.world > 1 else "")
@@ -71,7 +71,7 @@ def run_command(args, argv, who):
     try:
         bindings = args.bind + ([f"sweep.workers = {args.workers}",
                                  f"seeds.workers = {args.workers}"] if args.workers else [])
-        from runner import configurables  # noqa: F401
+        from runner.config import configurables  # noqa: F401
 
         args.gin = parse_config(args.gin, bindings)
         signal.signal(signal.SIGTERM, _terminate)  # preemption: mark the run KILLED
@@ -90,7 +90,7 @@ def run_command(args, argv, who):
 
             summary = trajectory(gin_files=args.gin, bindings=args.bind, resume=args.resume)
         else:
-            from runner.experiment import run
+            from runner.lifecycle.experiment import run
 
             summary = run(gin_files=args.gin, bindings=args.bind, resume=args.resume)
     except KeyboardInterrupt:
@@ -105,7 +105,7 @@ def run_command(args, argv, who):
             raise
         print(f"runner: error: {who}{peer_lost(e) if who else one_line(e)}", file=sys.stderr)
         return 2
-    from runner import distributed
+    from runner.training import distributed
 
     if distributed.is_main():  # under torchrun rank 0 speaks for the job
         print_summary(summary)
@@ -127,7 +127,7 @@ def peer_lost(e):
 
 
 def _terminate(signum, frame):
-    from runner import distributed
+    from runner.training import distributed
     from tracking import signals
 
     if distributed.ranks().world > 1:  # the run is marked FAILED (an exception), not KILLED

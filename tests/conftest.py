@@ -76,7 +76,7 @@ def nb201_table(tmp_path_factory):
     """A converted NAS-Bench-201 table of the full size (all 15,625 cells, random accuracies):
     every cell a tiny run can reach is in it."""
     import nb201_fixture
-    from spaces.nb201.benchmark import write_table
+    from spaces.nb201.table import write_table
 
     path = tmp_path_factory.mktemp("nb201") / "nb201_table.parquet"
     write_table(nb201_fixture.synthetic_frame(), path)

@@ -12,12 +12,12 @@ import sys
 import gin
 import torch
 
-import runner.configurables  # noqa: F401  (registers the configurables with gin)
-from runner import distributed
+import runner.config.configurables  # noqa: F401  (registers the configurables with gin)
+from runner.training import distributed
 from runner.config import bound, parse_config
 from runner.data.datasets import dataset
-from runner.environment import seed_everything
-from runner.experiment import supernet
+from runner.lifecycle.environment import seed_everything
+from runner.lifecycle.experiment import supernet
 from runner.selection.select import select
 from runner.training.search import search
 from spaces.cell import get_space
@@ -40,7 +40,7 @@ def main(out, files, binds):
         searched = net.alphas.detach().clone()
         genotype, records = net.genotype(), []
         if bound("run.do_select", True):
-            seed_everything(SEED)  # as runner.experiment before selection
+            seed_everything(SEED)  # as runner.lifecycle.experiment before selection
             gen.manual_seed(SEED)
             genotype, records = select(net, method, data, tracker, gen, SEED)
         torch.save({"searched": searched, "alphas": net.alphas.detach().clone(),

@@ -179,11 +179,11 @@ def write_official_file(path):
 
 def synthetic_frame(seed=0):
     """A table of the full benchmark's size: all 5^6 cells on the three datasets, random
-    accuracies (written with spaces.nb201.benchmark.write_table)."""
+    accuracies (written with spaces.nb201.table.write_table)."""
     import numpy as np
     import pandas as pd
 
-    from spaces.nb201.benchmark import BENCH_DATASET
+    from spaces.nb201.table import BENCH_DATASET
 
     rng = np.random.default_rng(seed)
     cells = all_structures()

@@ -64,7 +64,7 @@ def test_tune_epochs_grid_sweep_runs_every_value_once_from_one_supernet(
 
     journal = tmp_path / "grid.journal"
     args = tiny_argv(ANALYSIS / "tune_epochs_nb201.gin", data_root,
-                     f"benchmark.table = '{nb201_table}'", "supernet.layers = 1",
+                     f"lookup.table = '{nb201_table}'", "supernet.layers = 1",
                      "sweep.params = {'select.tune_epochs': ('categorical', [0, 2, 1])}",
                      f"sweep.storage = 'journal:{journal}'", "sweep.n_trials = 99")
     rc, out, err = run_cli(args, capsys)

@@ -158,7 +158,7 @@ def test_a_failed_rank_fails_the_run_and_a_killed_job_resumes_it(data_root, tmp_
 def _global_bn_rank(rank, init, out):
     import torch.distributed as dist
 
-    from runner import distributed
+    from runner.training import distributed
 
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
     torch.manual_seed(0)

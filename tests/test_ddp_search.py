@@ -115,7 +115,7 @@ def test_torchrun_searches_selects_and_retrains_in_one_run(tmp_path, data_root, 
 def _disagree(rank, port, out):
     os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    from runner import distributed
+    from runner.training import distributed
 
     with distributed.session():
         distributed.agree("same", "warm-up")

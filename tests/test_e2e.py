@@ -15,7 +15,7 @@ import pytest
 from fixtures import all_gin_files, experiment_files
 from helpers import GIN_DIR, ROOT, TINY, run_cli, tiny_argv
 from runner.training import checkpoint
-from runner import configurables  # noqa: F401  (parse_config needs them registered)
+from runner.config import configurables  # noqa: F401  (parse_config needs them registered)
 from runner.cli import main
 from runner.config import parse_config
 from spaces.cell import get_space

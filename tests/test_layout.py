@@ -114,7 +114,7 @@ def test_library_internals_only_in_compat():
 def test_gin_internals_are_there():
     import gin
 
-    from runner import configurables  # noqa: F401  (`search` must be registered)
+    from runner.config import configurables  # noqa: F401  (`search` must be registered)
     from runner.compat import gin_internals
 
     for attr in gin_internals.ATTRIBUTES:

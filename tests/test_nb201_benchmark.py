@@ -14,8 +14,8 @@ import torch
 
 import nb201_fixture as fx
 from helpers import ROOT
-from spaces.nb201 import benchmark
-from spaces.nb201.benchmark import BENCH_DATASET, COLUMNS, Table, convert, write_table
+from spaces.nb201 import table as table_module
+from spaces.nb201.table import BENCH_DATASET, COLUMNS, Table, convert, write_table
 
 nas_201_api = pytest.importorskip("nas_201_api")
 DATASETS = tuple(BENCH_DATASET)  # cifar10, cifar100, imagenet16
@@ -47,7 +47,7 @@ def table(table_path):
 
 def truth_for(truth, cell, dataset):
     """The expected numbers of one cell, computed from the fixture's per-seed values by the
-    semantics documented in spaces/nb201/benchmark.py."""
+    semantics documented in spaces/nb201/table.py."""
     bench = BENCH_DATASET[dataset]
     full = truth[cell]["full"]
     test_set = "ori-test" if bench == "cifar10" else "x-test"
@@ -194,7 +194,7 @@ def test_a_parquet_file_of_something_else_is_a_value_error(tmp_path):
 
 
 def test_the_command_end_to_end(official, tmp_path, capsys):
-    from runner.nb201_table import main
+    from runner.commands.nb201_table import main
 
     out = tmp_path / "data" / "nb201.parquet"
     assert main(["--source", str(official[0]), "--out", str(out)]) == 0
@@ -205,7 +205,7 @@ def test_the_command_end_to_end(official, tmp_path, capsys):
 
 
 def test_the_command_on_a_missing_source(tmp_path, capsys):
-    from runner.nb201_table import main
+    from runner.commands.nb201_table import main
 
     missing = tmp_path / "NAS-Bench-201-v1_1-096897.pth"
     assert main(["--source", str(missing), "--out", str(tmp_path / "t.parquet")]) == 2
@@ -217,7 +217,7 @@ def test_the_command_on_a_missing_source(tmp_path, capsys):
 
 
 def test_the_command_on_a_file_that_is_no_benchmark(tmp_path, capsys):
-    from runner.nb201_table import main
+    from runner.commands.nb201_table import main
 
     bad = tmp_path / "bad.pth"
     torch.save({"meta_archs": []}, bad)
@@ -229,9 +229,9 @@ def test_the_command_on_a_file_that_is_no_benchmark(tmp_path, capsys):
 
 
 def test_the_default_output_path():
-    from runner.nb201_table import parser
+    from runner.commands.nb201_table import parser
 
-    assert benchmark.default_table_path() == "data/nb201_table.parquet"
+    assert table_module.default_table_path() == "data/nb201_table.parquet"
     assert parser().parse_args(["--source", "x"]).out == "data/nb201_table.parquet"
 
 
@@ -319,8 +319,8 @@ def test_write_table_refuses_bad_frames(tmp_path):
 
 
 def test_the_module_imports_only_the_standard_library_at_top_level():
-    """`import spaces.nb201.benchmark` needs no pandas, pyarrow or API package."""
-    tree = ast.parse((ROOT / "spaces" / "nb201" / "benchmark.py").read_text())
+    """`import spaces.nb201.table` needs no pandas, pyarrow or API package."""
+    tree = ast.parse((ROOT / "spaces" / "nb201" / "table.py").read_text())
     top = {a.name.split(".")[0] for node in tree.body if isinstance(node, ast.Import)
            for a in node.names}
     top |= {node.module.split(".")[0] for node in tree.body

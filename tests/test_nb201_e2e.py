@@ -9,7 +9,7 @@ import pytest
 from fixtures import experiment_files
 from helpers import GIN_DIR, TINY, argv, experiment_runs, run_cli, tiny_argv
 from spaces.nb201 import OPS
-from spaces.nb201.benchmark import Table
+from spaces.nb201.table import Table
 from spaces.nb201.genotype import Structure
 
 NB201_FILES = [p for p in experiment_files() if "include 'spaces/nb201.gin'" in p.read_text()]
@@ -63,7 +63,7 @@ def check_lookups(client, run, rows, table, dataset):
 @pytest.mark.parametrize("exp", NB201_FILES, ids=lambda p: p.stem)
 def test_experiment_file_searches_selects_and_looks_up(exp, data_root, nb201_table, tracking,
                                                        capsys, tmp_path, clean_gin):
-    args = tiny_argv(exp, data_root, f"benchmark.table = '{nb201_table}'", SMALL)
+    args = tiny_argv(exp, data_root, f"lookup.table = '{nb201_table}'", SMALL)
     rc, out, err = run_cli(args, capsys)
     assert rc == 0, err
     (run,) = experiment_runs(tracking, exp.stem)
@@ -86,7 +86,7 @@ OTHER_SELECTOR = [(p, "magnitude" if i % 2 == 0 else "pt_mag")
                          ids=[f"{p.stem}-{s}" for p, s in OTHER_SELECTOR])
 def test_the_selector_files_apply_to_nb201(exp, selector, data_root, nb201_table, tracking,
                                            capsys, tmp_path, clean_gin):
-    args = tiny_argv(exp, data_root, f"benchmark.table = '{nb201_table}'", SMALL,
+    args = tiny_argv(exp, data_root, f"lookup.table = '{nb201_table}'", SMALL,
                      extra_gin=(GIN_DIR / "selectors" / f"{selector}.gin",))
     rc, _, err = run_cli(args, capsys)
     assert rc == 0, err
@@ -105,7 +105,7 @@ def test_the_selector_files_apply_to_nb201(exp, selector, data_root, nb201_table
 def test_without_a_table_the_run_finishes_and_says_how_to_make_one(data_root, tracking, capsys,
                                                                     tmp_path, clean_gin):
     missing = tmp_path / "no" / "nb201_table.parquet"
-    args = tiny_argv(GIN_DIR / "nb201_cifar100.gin", data_root, f"benchmark.table = '{missing}'",
+    args = tiny_argv(GIN_DIR / "nb201_cifar100.gin", data_root, f"lookup.table = '{missing}'",
                      SMALL)
     rc, out, err = run_cli(args, capsys)
     assert rc == 0, err
@@ -126,7 +126,7 @@ def test_a_corrupt_table_fails_before_any_training(data_root, tracking, capsys, 
     bad = tmp_path / "t.parquet"
     bad.write_bytes(b"not a parquet file")
     rc, _, err = run_cli(tiny_argv(GIN_DIR / "nb201_cifar10.gin", data_root,
-                                   f"benchmark.table = '{bad}'"), capsys)
+                                   f"lookup.table = '{bad}'"), capsys)
     assert rc == 2 and len(err.strip().splitlines()) == 1 and str(bad) in err
     (run,) = experiment_runs(tracking, "nb201_cifar10")
     assert "search/train_acc" not in run.data.metrics
@@ -139,7 +139,7 @@ def test_other_supernet_methods_run_on_nb201(method, tag, data_root, nb201_table
     # the method file brings the DARTS-space search defaults; the space file comes after it
     args = argv(GIN_DIR / "nb201_cifar10.gin", GIN_DIR / "methods" / f"{method}.gin",
                 GIN_DIR / "spaces" / "nb201.gin", TINY,
-                binds=(f"dataset.root = '{data_root}'", f"benchmark.table = '{nb201_table}'")
+                binds=(f"dataset.root = '{data_root}'", f"lookup.table = '{nb201_table}'")
                 + DATA + (SMALL,))
     rc, _, err = run_cli(args, capsys)
     assert rc == 0, err
@@ -153,7 +153,7 @@ def test_sgas_on_nb201_is_a_one_line_error(data_root, nb201_table, tracking, cap
                                            clean_gin):
     args = argv(GIN_DIR / "nb201_cifar10.gin", GIN_DIR / "methods" / "sgas.gin",
                 GIN_DIR / "spaces" / "nb201.gin", TINY,
-                binds=(f"dataset.root = '{data_root}'", f"benchmark.table = '{nb201_table}'")
+                binds=(f"dataset.root = '{data_root}'", f"lookup.table = '{nb201_table}'")
                 + DATA)
     rc, out, err = run_cli(args, capsys)
     assert rc == 2 and len(err.strip().splitlines()) == 1

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from helpers import ROOT, TINY, argv, command, experiment_runs
-from runner.placement import cpu_threads, place, this_worker, visible_gpus
+from runner.lifecycle.placement import cpu_threads, place, this_worker, visible_gpus
 
 EIGHT = [str(i) for i in range(8)]
 

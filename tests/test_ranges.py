@@ -1,4 +1,4 @@
-"""Every numeric setting of every configurable has a declared range (runner/ranges.py), and a
+"""Every numeric setting of every configurable has a declared range (runner/config/ranges.py), and a
 value outside it is refused at parse time with one line naming the binding, its value and the
 range. The cases come from the declared ranges, so a new parameter without one fails here."""
 import inspect
@@ -6,10 +6,10 @@ import inspect
 import gin
 import pytest
 
-from runner import configurables  # noqa: F401  (registers every configurable)
+from runner.config import configurables  # noqa: F401  (registers every configurable)
 from runner.compat import gin_internals
 from runner.config import parse_config
-from runner.ranges import RANGES
+from runner.config.ranges import RANGES
 
 from helpers import GIN_DIR, run_cli
 

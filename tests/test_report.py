@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from runner.cli import main
-from runner.report import markdown
+from runner.commands.report import markdown
 from helpers import ROOT
 
 

@@ -82,7 +82,7 @@ def test_a_search_file_without_method_says_what_is_missing(data_root, tracking, 
 
 def test_report_lists_a_retrain_beside_the_run_that_selected_it(data_root, tracking, capsys,
                                                                 tmp_path, clean_gin):
-    from runner.report import report
+    from runner.commands.report import report
 
     search = tiny_argv(GIN_DIR / "s2_cifar10.gin", data_root, "run.do_retrain = False")
     assert run_cli(search, capsys)[0] == 0

@@ -3,14 +3,14 @@ benchmark accuracies in a table and a plot on the parent run."""
 import csv
 
 from helpers import GIN_DIR, run_cli, tiny_argv
-from spaces.nb201.benchmark import Table
+from spaces.nb201.table import Table
 
 TRAJECTORY = GIN_DIR / "analysis" / "nb201_trajectory.gin"
 
 
 def test_trajectory_selects_from_each_kept_supernet(data_root, nb201_table, tracking, capsys,
                                                     tmp_path, clean_gin):
-    args = tiny_argv(TRAJECTORY, data_root, f"benchmark.table = '{nb201_table}'",
+    args = tiny_argv(TRAJECTORY, data_root, f"lookup.table = '{nb201_table}'",
                      "search.epochs = 2", "search.keep_every = 1", "run.plots = True",
                      "supernet.layers = 1")
     rc, out, err = run_cli(args, capsys)

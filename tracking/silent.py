@@ -4,7 +4,7 @@ from contextlib import contextmanager
 
 
 class SilentTracker:
-    records = False  # runner.runs.opened: no run to open, no folder to lock
+    records = False  # runner.lifecycle.runs.opened: no run to open, no folder to lock
     client = None
     uri = "(rank 0's)"
 

@@ -1,1 +1,1 @@
-"""The paper's analyses as experiments built from the runner's own runs (runner.experiment.run)."""
+"""The paper's analyses as experiments built from the runner's own runs (runner.lifecycle.experiment.run)."""

@@ -109,7 +109,7 @@ def edge_summary(rows):
 def log(tracker, rows, cell):
     import pandas as pd
 
-    from runner.report import write_tables
+    from runner.commands.report import write_tables
     from tracking.plots import discretisation_bars
 
     edges = edge_summary(rows)

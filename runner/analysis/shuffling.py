@@ -153,7 +153,7 @@ def log(tracker, rows):
 
     import pandas as pd
 
-    from runner.report import write_tables
+    from runner.commands.report import write_tables
     from tracking.plots import shuffling_bars
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -51,7 +51,7 @@ def log(tracker, rows, source):
 
     import pandas as pd
 
-    from runner.report import write_tables
+    from runner.commands.report import write_tables
     from tracking.plots import skip_gap_vs_accuracy
 
     with tempfile.TemporaryDirectory() as tmp:

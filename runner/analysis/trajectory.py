@@ -25,7 +25,7 @@ SELECTORS = {
 def trajectory(gin_files=(), bindings=(), resume=False, selectors=("pt", "magnitude")):
     """Run the analysis; returns {'run_id', 'trajectory': rows}. With `resume`, finished nested runs
     are kept and the rest continue (each nested run resumes as any run does)."""
-    from runner.experiment import run
+    from runner.lifecycle.experiment import run
     from tracking.mlflow_tracker import Tracker
 
     unknown = [s for s in selectors if s not in SELECTORS]
@@ -84,7 +84,7 @@ def result_row(tracker, run_id, epoch, selector):
 def log_table(tracker, rows):
     import pandas as pd
 
-    from runner.report import write_tables
+    from runner.commands.report import write_tables
     from tracking.plots import selection_trajectory
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -11,7 +11,7 @@ import os
 
 import torch
 
-from runner import distributed
+from runner.training import distributed
 
 FOLDER = "imagenet"
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

@@ -7,7 +7,7 @@ SDARTS (sdarts.py) and SGAS (sgas.py) subclass it; the package registers all thr
 import gin
 import torch
 
-from runner import distributed
+from runner.training import distributed
 from runner.methods.second_order import unrolled_alpha_grad
 
 

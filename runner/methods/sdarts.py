@@ -7,7 +7,7 @@ step is DARTS' (first order unless `Darts.unrolled`).
 import gin
 import torch
 
-from runner import distributed
+from runner.training import distributed
 from runner.methods.darts import Darts
 from spaces.supernet import apply_decisions
 

@@ -5,7 +5,7 @@ the Hessian term by a central finite difference around w.
 """
 import torch
 
-from runner import distributed
+from runner.training import distributed
 
 R = 0.01  # eps = R / ||v||_2 (quark0/darts _hessian_vector_product)
 

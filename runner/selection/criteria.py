@@ -10,7 +10,7 @@ import gin
 import torch
 import torch.nn.functional as F
 
-from runner import distributed
+from runner.training import distributed
 from runner.selection import pt_batched
 from runner.training.loops import Meter, shuffled_batches, train_batch
 from runner.training.precision import device_of, precision

@@ -11,8 +11,8 @@ import gin
 import numpy as np
 import torch
 
-from runner import distributed
-from runner.benchmark import decision_columns
+from runner.training import distributed
+from runner.selection.lookup import decision_columns
 from runner.training import checkpoint, rng
 from runner.selection.criteria import Magnitude, Perturbation  # noqa: F401  (gin configurables)
 from runner.training.loops import Loop, Meter, shuffled_batches, valid_accuracy
@@ -153,7 +153,7 @@ def select(net, method, data, tracker, gen, seed, ckpt_path=None, resume=None, j
     from_epoch: its supernet after that search epoch (a `search.keep_every` snapshot; None:
     after the last).
     A checkpoint is written after every round, before its decisions are logged; `resume` is
-    such a checkpoint to continue from. judge: genotype -> benchmark numbers (runner.benchmark),
+    such a checkpoint to continue from. judge: genotype -> benchmark numbers (runner.selection.lookup),
     asked after every round for the cell the decision state gives.
     """
     del from_run, from_epoch  # read by the experiment before search (see source_run)

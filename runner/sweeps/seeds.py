@@ -42,7 +42,7 @@ def spread(gin_files, bindings, argv, experiment_name, seed_list, workers=1, sto
 
 def parent_run(gin_files, bindings, experiment_name, seed_list, url):
     """The protocol's parent run, as the sequential one names and tags it."""
-    from runner.experiment import log_config
+    from runner.lifecycle.experiment import log_config
     from tracking.mlflow_tracker import Tracker
 
     tracker = Tracker()
@@ -61,7 +61,7 @@ def objective(gin_files, bindings, experiment_name, seed_list, parent):
     import optuna
 
     from runner.compat.optuna_internals import trial_id
-    from runner.experiment import run
+    from runner.lifecycle.experiment import run
 
     def fn(trial):
         if "fixed_params" not in trial.storage.get_trial_system_attrs(trial_id(trial)):
@@ -81,8 +81,8 @@ def objective(gin_files, bindings, experiment_name, seed_list, parent):
 
 def summarise(parent, experiment_name, seed_list):
     """Collect the finished seed runs on the parent and close it."""
-    from runner.experiment import log_seed_metrics
-    from runner.runs import finished_seeds
+    from runner.lifecycle.experiment import log_seed_metrics
+    from runner.lifecycle.runs import finished_seeds
     from tracking.mlflow_tracker import Tracker
 
     tracker = Tracker()

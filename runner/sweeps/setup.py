@@ -111,7 +111,7 @@ def sweep_run_id(study, gin_files, bindings, url, worker, lock):
     """The MLflow parent run of the sweep, created once; trial runs nest under it."""
     import gin
 
-    from runner.experiment import log_config
+    from runner.lifecycle.experiment import log_config
     from tracking.mlflow_tracker import Tracker
 
     def make():
@@ -133,7 +133,7 @@ def sweep_run_id(study, gin_files, bindings, url, worker, lock):
 def supernet_run_id(study, gin_files, bindings, parent, worker, lock):
     """Train the supernet every trial selects from, once, as a nested search-only run."""
     from runner.config import parse_config
-    from runner.experiment import run
+    from runner.lifecycle.experiment import run
 
     def make():
         parse_config(gin_files, bindings)

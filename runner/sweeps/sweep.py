@@ -20,7 +20,7 @@ import gin
 
 from runner.compat.optuna_internals import trial_id
 from runner.config import one_line, parse_config
-from runner.placement import WORKER_ENV, worker_env
+from runner.lifecycle.placement import WORKER_ENV, worker_env
 from runner.sweeps.setup import (POLL_S, fail_dead_trials, open_study, supernet_run_id,
                                  sweep_run_id)
 
@@ -98,7 +98,7 @@ def without_workers(argv):
 
 def spawn(argv, index, count):
     """Worker `index` of `count`: the same command, explicitly (gin bindings are per process),
-    told its place (runner/placement.py: one GPU each)."""
+    told its place (runner/lifecycle/placement.py: one GPU each)."""
     return subprocess.Popen([sys.executable, "-m", "runner", *without_workers(argv),
                              "--workers", "1"], env=worker_env(index, count))
 
@@ -149,7 +149,7 @@ def objective(study, gin_files, bindings, params, parent, source, metric):
     """The trial function: bind the suggested values, run the experiment as a nested run."""
     import optuna
 
-    from runner.experiment import run
+    from runner.lifecycle.experiment import run
     from tracking.mlflow_tracker import Tracker
 
     def fn(trial):
@@ -184,7 +184,7 @@ def objective(study, gin_files, bindings, params, parent, source, metric):
 
 def summarise_sweep(study, parent, metric):
     """The study summary on the sweep run: trial table, best trial, objective plot."""
-    from runner.report import write_tables
+    from runner.commands.report import write_tables
     from tracking.mlflow_tracker import Tracker
     from tracking.plots import sweep_objective
 

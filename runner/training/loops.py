@@ -5,7 +5,7 @@ from typing import Any, Optional
 import torch
 import torch.nn.functional as F
 
-from runner import distributed
+from runner.training import distributed
 from runner.training.precision import device_of, precision
 
 

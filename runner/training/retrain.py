@@ -8,7 +8,7 @@ import gin
 import numpy as np
 import torch
 
-from runner import distributed
+from runner.training import distributed
 from runner.training import checkpoint, rng
 from runner.training.loops import Meter, shuffled_batches, test_metrics, train_batch
 from runner.training.precision import precision

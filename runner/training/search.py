@@ -10,7 +10,7 @@ import gin
 import numpy as np
 import torch
 
-from runner import distributed
+from runner.training import distributed
 from runner.training import checkpoint, rng
 from runner.training.loops import (Loop, Meter, evaluate, sample_batch, shuffled_batches,
                                    train_batch)

@@ -3,7 +3,7 @@
 Importing it registers the space (spaces.cell.get_space).
 """
 from spaces.cell import Benchmark, Family, SearchSpace, register
-from spaces.nb201 import benchmark
+from spaces.nb201 import table
 from spaces.nb201.genotype import Structure, from_genes
 from spaces.nb201.network import Network, param_size
 from spaces.nb201.space import CELL, OPS
@@ -18,11 +18,11 @@ def network(structure, num_classes, in_channels, C=16, layers=5, auxiliary=False
     return Network(structure, C, layers, num_classes, in_channels)
 
 
-# the benchmark's cells are this family's structure strings (spec of the table: benchmark.py)
-BENCHMARK = Benchmark(name="NAS-Bench-201", load=benchmark.Table.load,
-                      datasets=benchmark.BENCH_DATASET,
-                      default_table=benchmark.default_table_path(),
-                      make=benchmark.convert_command(benchmark.default_table_path()))
+# the benchmark's cells are this family's structure strings (spec of the table: table.py)
+BENCHMARK = Benchmark(name="NAS-Bench-201", load=table.Table.load,
+                      datasets=table.BENCH_DATASET,
+                      default_table=table.default_table_path(),
+                      make=table.convert_command(table.default_table_path()))
 
 NB201 = Family(name="nb201", cell=CELL, supernet=Nb201Supernet,
                genotype=lambda space, genes: from_genes(genes), parse_genotype=Structure.parse,

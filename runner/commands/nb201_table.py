@@ -1,16 +1,16 @@
 """`runner nb201-table --source FILE [--out PATH]`: convert the official NAS-Bench-201 file
-once into the compact table that spaces.nb201.benchmark.Table reads."""
+once into the compact table that spaces.nb201.table.Table reads."""
 import argparse
 import sys
 
-from spaces.nb201.benchmark import OFFICIAL_FILE, default_table_path
+from spaces.nb201.table import OFFICIAL_FILE, default_table_path
 
 PROG = "runner nb201-table"
 EPILOG = f"""The source is the official benchmark file ({OFFICIAL_FILE} or
 NAS-Bench-201-v1_0-e61699.pth; needs `pip install nas-bench-201`), or NATS-Bench's topology
 benchmark (its NATS-tss-v1_0-3ffb9-simple folder or .pickle.pbz2 file; needs
 `pip install nats_bench`). Only the 200-epoch results are kept, for cifar10, cifar100 and
-ImageNet16-120 (see spaces/nb201/benchmark.py for what each number is)."""
+ImageNet16-120 (see spaces/nb201/table.py for what each number is)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,7 +37,7 @@ def main(argv=None):
     except SystemExit as e:  # --help (0) or a usage error (2): a code, not an exit
         return 0 if e.code is None else int(e.code)
     from runner.config import one_line
-    from spaces.nb201.benchmark import convert
+    from spaces.nb201.table import convert
 
     try:
         n = convert(args.source, args.out, log=lambda line: print(line, file=sys.stderr))

@@ -1,4 +1,4 @@
-"""Benchmark lookup: on a family with a tabular benchmark (NAS-Bench-201) the selected cell's
+"""NAS-Bench-201 lookup (gin `lookup.*`): on a family with a tabular benchmark (NAS-Bench-201) the selected cell's
 trained accuracy is read from the benchmark instead of retraining (darts-pt nasbench201), for the
 final cell and for the cell each decision state gives (decided edges plus magnitude elsewhere).
 
@@ -30,8 +30,8 @@ class Judge:
         return {k: float(found[k]) for k in FINAL if k in found}
 
 
-@gin.configurable(denylist=["space", "dataset_name", "tracker"])
-def benchmark(space, dataset_name, tracker, table=None, lookup=True):
+@gin.configurable("lookup", denylist=["space", "dataset_name", "tracker"])
+def judge_for(space, dataset_name, tracker, table=None, enabled=True):
     """A Judge for the space's benchmark on `dataset_name`, or None (no benchmark, lookup off,
     dataset not in it, or no table at `table`; the last three are tagged on the run).
 
@@ -42,8 +42,8 @@ def benchmark(space, dataset_name, tracker, table=None, lookup=True):
     if bench is None:
         return None
     path = table or bench.default_table
-    if not lookup:
-        return skipped(tracker, "benchmark.lookup = False")
+    if not enabled:
+        return skipped(tracker, "lookup.enabled = False")
     if dataset_name not in bench.datasets:
         return skipped(tracker, f"{bench.name} has no {dataset_name} results")
     try:

@@ -11,7 +11,7 @@ from runner.compat import gin_internals
 
 # The experiment gin files. In a checkout runner/gin links to the repository's gin/ folder; an
 # installed package carries a copy of it there (package data, pyproject.toml).
-REPO_GIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gin")
+REPO_GIN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin")
 
 
 def gin_file(path):
@@ -47,10 +47,10 @@ class _QuietGinPathProbe(logging.Filter):
 def parse_config(files, bindings):
     """Parse gin files and bindings; unknown configurables or parameters are errors.
 
-    The configurables must be registered first (import runner.configurables). Returns the gin
+    The configurables must be registered first (import runner.config.configurables). Returns the gin
     files as resolved (see `gin_file`)."""
-    from runner.gin_types import check_types
-    from runner.ranges import check_ranges
+    from runner.config.gin_types import check_types
+    from runner.config.ranges import check_ranges
 
     logging.getLogger().addFilter(_QuietGinPathProbe())
     files = [gin_file(f) for f in files]
@@ -93,7 +93,7 @@ def spreads_seeds():
     """`run.seeds` with `--workers N > 1` or a `seeds.storage` runs its seeds at once
     (runner/sweeps/seeds.py) instead of one after another; so does a worker that such a
     command started (it joins the same study)."""
-    from runner.placement import WORKER_ENV
+    from runner.lifecycle.placement import WORKER_ENV
 
     return bool(bound("run.seeds", ())) and (bound("seeds.workers", 1) > 1
                                             or bound("seeds.storage", None) is not None

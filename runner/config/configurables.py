@@ -3,6 +3,6 @@
 The experiment (run, supernet, search, select and its criteria, retrain, dataset, precision,
 the methods) and the sweep. runner.config.parse_config needs them registered.
 """
-from runner import experiment  # noqa: F401
+from runner.lifecycle import experiment  # noqa: F401
 from runner.sweeps import seeds, sweep  # noqa: F401
 from runner.analysis import discretisation, shuffling, skip_gap, trajectory  # noqa: F401

@@ -9,16 +9,17 @@ import gin
 import numpy as np
 import torch
 
-from runner import distributed, methods  # noqa: F401  (methods: registers them with gin)
+from runner import methods  # noqa: F401  (registers them with gin)
+from runner.training import distributed
 from runner.config import flat_bindings
 from runner.data.datasets import dataset
-from runner.benchmark import benchmark, log_final
+from runner.selection.lookup import judge_for, log_final
 from runner.selection.select import (records_table, select, selector_name, source_epoch,
                                      source_run)
-from runner.given import given_genotype
-from runner.environment import (git_commit, pick_device, seed_everything, set_deterministic,
+from runner.lifecycle.given import given_genotype
+from runner.lifecycle.environment import (git_commit, pick_device, seed_everything, set_deterministic,
                                 writable)
-from runner.runs import finished, finished_seeds, opened
+from runner.lifecycle.runs import finished, finished_seeds, opened
 from runner.training import checkpoint
 from runner.training.retrain import retrain
 from runner.training.search import search
@@ -131,7 +132,7 @@ def run(gin_files=(), bindings=(), resume=False, experiment_name=gin.REQUIRED,
     parent run; `do_select=False` stops after the search (a supernet for `select.from_run`).
     `analysis` (runner/analysis/, e.g. @Discretisation()) runs on the searched or loaded
     supernet in place of selection and retrain. `genotype` (a genotype string, a genotype.json
-    path or the id of the MLflow run that selected it; runner/given.py) skips search and
+    path or the id of the MLflow run that selected it; runner/lifecycle/given.py) skips search and
     selection: the run retrains that genotype, nested under its selecting run if named.
     """
     if seeds and distributed.ranks().world > 1:
@@ -173,7 +174,7 @@ def run(gin_files=(), bindings=(), resume=False, experiment_name=gin.REQUIRED,
                 newest and newest.run_id, output_dir):
         tracker.run_id = distributed.decide(lambda: tracker.run_id)
         try:
-            judge = (benchmark(space, data.name, tracker)
+            judge = (judge_for(space, data.name, tracker)
                      if do_select and not analysis and given is None else None)
             parts = Parts(tracker, space, method, data, gen, seed, device,
                           os.path.join(output_dir, tracker.run_id), judge, analysis)
@@ -246,7 +247,7 @@ class Parts:
     seed: int
     device: torch.device
     out: str  # the run's output folder: its checkpoints
-    judge: object = None  # runner.benchmark.Judge when the family's benchmark table is there
+    judge: object = None  # runner.selection.lookup.Judge when the family's benchmark table is there
     analysis: object = None  # runs on the supernet instead of selection (runner/analysis/)
 
 

@@ -6,11 +6,11 @@ import subprocess
 import numpy as np
 import torch
 
-from runner.placement import auto_device
+from runner.lifecycle.placement import auto_device
 
 
 def pick_device(name):
-    """(device, tags): 'auto' and 'cuda' mean this worker's GPU (runner/placement.py), or the
+    """(device, tags): 'auto' and 'cuda' mean this worker's GPU (runner/lifecycle/placement.py), or the
     CPU where there is none; a numbered device ('cuda:3', 'cpu') is taken as given."""
     if name in ("auto", "cuda"):
         device, tags = auto_device()

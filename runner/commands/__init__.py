@@ -1,0 +1,1 @@
+"""The sub-commands besides running an experiment: `runner report`, `runner nb201-table`."""

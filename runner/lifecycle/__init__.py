@@ -1,0 +1,1 @@
+"""One run's life: the experiment and its modes, MLflow runs, given genotypes, devices."""
