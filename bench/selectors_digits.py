@@ -7,7 +7,7 @@
 (e) S2: magnitude, PT and PT-Mag from one supernet, all retrained, in the MLflow experiment
     `selectors_compare` (the README's MLflow screenshot: scripts/mlflow_screenshot.py).
 
-Every selection of one seed reads the same supernet (`select.from_run`). Sizes are the
+Every selection of one seed reads the same supernet (`source.run`). Sizes are the
 quickstart's (gin/quickstart.gin: C8/L5 supernet, C12/L5 10-epoch retrain) unless set below.
 Usage: python bench/selectors_digits.py --seeds 0 1 2 [--tracking sqlite:///evidence.db]
        [--search-epochs 20] [--tune-epochs 2] [--only a b c d e]
@@ -52,7 +52,7 @@ def selectors(client, env, space, seed, epochs):
     runner(base, common, env)
     parent = latest(client, name)
     runner(base + ["gin/selectors/pt.gin"],
-           common + [f"select.from_run = '{parent.info.run_id}'"], env)
+           common + [f"source.run = '{parent.info.run_id}'"], env)
     rows = []
     for sel, run in (("magnitude", parent), ("pt", latest(client, name))):
         g = run.data.tags["genotype"]
@@ -75,7 +75,7 @@ def compare(client, env, seed, epochs):
     rows = []
     for sel in ("pt", "pt_mag"):
         runner(base + [f"gin/selectors/{sel}.gin"],
-               common + [f"select.from_run = '{parent}'"], env)
+               common + [f"source.run = '{parent}'"], env)
     for run in client.search_runs([client.get_experiment_by_name(name).experiment_id]):
         g = run.data.tags["genotype"]
         rows.append({"selector": run.data.tags["selector"], "seed": seed,
@@ -89,7 +89,7 @@ def discretisation(client, env, analysis, space_gin, seed, supernet, binds=()):
     runner([f"gin/analysis/{analysis}.gin", "gin/quickstart.gin", space_gin, "gin/data/digits.gin"],
            [f"run.seed = {seed}", f"run.experiment_name = '{name}'",
             "run.analysis = @Discretisation()", *binds]
-           + ([f"select.from_run = '{supernet}'"] if supernet else []), env)
+           + ([f"source.run = '{supernet}'"] if supernet else []), env)
     run = latest(client, name)
     return {"seed": seed, "picks": run.data.tags.get("analysis_picks"),
             "mean_kendall_tau": run.data.metrics.get("analysis/mean_kendall_tau", float("nan"))}

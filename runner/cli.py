@@ -5,8 +5,7 @@ import os
 import signal
 import sys
 
-from runner.config import (REPO_GIN, bound, is_sweep, is_trajectory, one_line, parse_config,
-                           spreads_seeds)
+from runner.config import REPO_GIN, one_line, parse_config
 
 EPILOG = """The experiment files are the .gin files at the top of gin/ (one per paper experiment,
 plus quickstart.gin): list them with `runner --list`. Shared parts live in gin/spaces,
@@ -75,24 +74,10 @@ def run_command(args, argv, who):
 
         args.gin = parse_config(args.gin, bindings)
         signal.signal(signal.SIGTERM, _terminate)  # preemption: mark the run KILLED
-        if is_sweep():
-            from runner.sweeps.sweep import sweep
+        from runner.lifecycle.modes import run_command as run_mode
+        from runner.lifecycle.settings import Call
 
-            summary = sweep(gin_files=args.gin, bindings=args.bind, argv=argv)
-        elif spreads_seeds():
-            from runner.sweeps.seeds import spread
-
-            summary = spread(gin_files=args.gin, bindings=args.bind, argv=argv,
-                             experiment_name=bound("run.experiment_name"),
-                             seed_list=list(bound("run.seeds")))
-        elif is_trajectory():
-            from runner.analysis.trajectory import trajectory
-
-            summary = trajectory(gin_files=args.gin, bindings=args.bind, resume=args.resume)
-        else:
-            from runner.lifecycle.experiment import run
-
-            summary = run(gin_files=args.gin, bindings=args.bind, resume=args.resume)
+        summary = run_mode(Call(args.gin, args.bind, args.resume, argv))
     except KeyboardInterrupt:
         print("runner: interrupted; the MLflow run is marked KILLED and its checkpoints kept; "
               "continue it with --resume", file=sys.stderr)
@@ -165,16 +150,17 @@ def print_summary(s):
         for seed, r in s["seeds"].items():
             print(f"seed {seed}: run {r['run_id']}  test error {r.get('test_error', 'n/a')}")
     else:
-        family = get_space(s["space"]).family
         print(f"\ngenotype: {s['genotype']}")
-        print(f"param size ({family.param_size_label}): "
-              f"{family.param_size(s['genotype'], 10) / 1e6:.3f} M")
+        if "test_acc" not in s:  # no network trained: its size at the paper's retrain setting
+            family = get_space(s["space"]).family
+            print(f"genotype's network at {family.param_size_label} (not trained here): "
+                  f"{family.param_size(s['genotype'], 10) / 1e6:.3f} M params")
     if s.get("bench"):
         b = s["bench"]
         print(f"benchmark: test accuracy {b['test_acc']:.2f} % (valid {b['valid_acc']:.2f} %), "
               f"rank {b['rank']:.0f} of {b['num_cells']:.0f} cells")
     if "test_acc" in s:
-        print(f"retrained params: {s['params'] / 1e6:.3f} M, multiply-adds "
+        print(f"retrained network: {s['params'] / 1e6:.3f} M params, multiply-adds "
               f"{s['multiply_adds'] / 1e6:.1f} M")
         print(f"final test accuracy: {s['test_acc']:.2f} %  (test error {s['test_error']:.2f} %)")
         if "test_top5_error" in s:

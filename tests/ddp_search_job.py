@@ -9,15 +9,15 @@ with one process.
 import os
 import sys
 
-import gin
 import torch
 
 import runner.config.configurables  # noqa: F401  (registers the configurables with gin)
 from runner.training import distributed
-from runner.config import bound, parse_config
+from runner.config import parse_config
 from runner.data.datasets import dataset
 from runner.lifecycle.environment import seed_everything
-from runner.lifecycle.experiment import supernet
+from runner.lifecycle.phases import supernet
+from runner.lifecycle.settings import RunSettings
 from runner.selection.select import select
 from runner.training.search import search
 from spaces.cell import get_space
@@ -29,8 +29,8 @@ SEED = 2
 def main(out, files, binds):
     with distributed.session() as ranks:
         parse_config(files, binds)
-        space = get_space(gin.query_parameter("run.space"))
-        method = gin.query_parameter("run.method").scoped_configurable_fn()
+        settings = RunSettings()
+        space, method = get_space(settings.space), settings.method()
         data = dataset(device="cpu")
         seed_everything(SEED)
         gen = torch.Generator().manual_seed(SEED)
@@ -39,8 +39,8 @@ def main(out, files, binds):
         search(net, method, data, tracker, gen, None)
         searched = net.alphas.detach().clone()
         genotype, records = net.genotype(), []
-        if bound("run.do_select", True):
-            seed_everything(SEED)  # as runner.lifecycle.experiment before selection
+        if settings.do_select:
+            seed_everything(SEED)  # as runner.lifecycle.phases.reseed before selection
             gen.manual_seed(SEED)
             genotype, records = select(net, method, data, tracker, gen, SEED)
         torch.save({"searched": searched, "alphas": net.alphas.detach().clone(),

@@ -100,7 +100,7 @@ def test_discretisation_s2_counts_and_is_reproducible_from_the_same_supernet(
     assert a + int(m.get("analysis/alpha_picks_sep_conv_3x3", 0)) == 14
     assert f"alpha: sep_conv_3x3 on {14 - a}/14, skip_connect on {a}/14" in picks
     # the same supernet (read back from the first run) and seed give the same table
-    rc, _, err = run_cli(args + ["--bind", f"select.from_run = '{first.info.run_id}'"], capsys)
+    rc, _, err = run_cli(args + ["--bind", f"source.run = '{first.info.run_id}'"], capsys)
     assert rc == 0, err
     second = experiment_runs(tracking, "discretisation_s2")[-1]
     assert second.data.tags["selected_from_run"] == first.info.run_id

@@ -143,3 +143,75 @@ def test_library_versions_are_bounded(dist):
     text = (ROOT / "pyproject.toml").read_text()
     assert re.search(rf'"{re.escape(dist)}>=[\d.]+,<[\d.]+"', text), dist
     importlib.import_module({"gin-config": "gin"}.get(dist, dist))
+
+
+def calls_in(path, names):
+    """(line, 'obj.attr') of every attribute access `obj.attr` with attr in `names`."""
+    return [(n.lineno, f"{ast.unparse(n.value)}.{n.attr}")
+            for n in ast.walk(ast.parse(path.read_text()))
+            if isinstance(n, ast.Attribute) and n.attr in names]
+
+
+def test_settings_are_read_where_they_are_passed():
+    """Bindings are read back by the config package alone: every other module gets its settings
+    as arguments (or as the configurable objects the mode dispatch builds)."""
+    offenders = [f"{path.relative_to(ROOT)}:{line}: {what}"
+                 for name, path in modules().items()
+                 if not name.startswith(("runner.config", "runner.compat"))
+                 for line, what in calls_in(path, {"get_bindings", "query_parameter"})]
+    assert offenders == []
+
+
+def test_only_tracking_touches_the_mlflow_client():
+    offenders = [f"{path.relative_to(ROOT)}:{line}: {what}"
+                 for name, path in modules().items() if not name.startswith("tracking")
+                 for line, what in calls_in(path, {"client"})]
+    mlflow_imports = [name for name, path in modules().items()
+                      if not name.startswith("tracking") and "mlflow" in imported_libraries(path)]
+    assert offenders == [] and mlflow_imports == []
+
+
+def imported_libraries(path):
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module.split(".")[0])
+    return out
+
+
+def test_training_imports_nothing_above_it():
+    """runner/training/ is the bottom layer of the runner: the loops, their state, precision
+    and the ranks; nothing in it imports the runner's other packages or its root modules."""
+    known = modules()
+    upward = [f"{m} -> {d}" for m, p in known.items() if m.startswith("runner.training")
+              for d in imports(m, p, known)
+              if d.startswith("runner") and not d.startswith(("runner.training", "runner.compat"))]
+    assert upward == []
+    assert any(m.startswith("runner.training") for m in known)  # the walk sees the package
+
+
+def test_the_root_of_runner_holds_the_entry_points_only():
+    loose = sorted(p.name for p in (ROOT / "runner").glob("*.py"))
+    assert loose == ["__init__.py", "__main__.py", "cli.py"]
+
+
+def test_the_trackers_implement_the_interface():
+    """Every call of tracking/interface.py's RunTracker, with the same parameters, on the MLflow
+    tracker and the silent one of torchrun ranks other than 0."""
+    import inspect
+
+    from tracking.interface import RunTracker
+    from tracking.mlflow_tracker import Tracker
+    from tracking.silent import SilentTracker
+
+    calls = {n: f for n, f in vars(RunTracker).items()
+             if callable(f) and not n.startswith("_")}
+    assert {"find_runs", "get_run", "download", "metric_history", "run", "metrics"} <= set(calls)
+    for impl in (Tracker, SilentTracker):
+        for name, proto in calls.items():
+            mine = getattr(impl, name, None)
+            assert mine is not None, f"{impl.__name__} lacks {name}"
+            want = list(inspect.signature(proto).parameters)
+            assert list(inspect.signature(mine).parameters) == want, (impl.__name__, name)

@@ -444,7 +444,7 @@ def test_killed_search_resumes_exactly(make, tmp_path, monkeypatch):
 @pytest.mark.parametrize("make", [Sdarts, Sgas, lambda: Darts(unrolled=True)],
                          ids=["sdarts", "sgas", "darts_2nd"])
 def test_any_method_selects_from_a_darts_supernet(make):
-    """`select.from_run` may load a DARTS checkpoint into another method: state defaults."""
+    """`source.run` may load a DARTS checkpoint into another method: state defaults."""
     net = tiny_supernet()
     darts = Darts()
     darts.setup(net)

@@ -58,7 +58,7 @@ def test_select_from_run_reproduces_the_original_selection(tracking, tmp_path):
     base = BASE + argv("spaces/s2.gin", binds=["Perturbation.subset = 8"])
     assert main(base) == 0
     (first,) = only_run(tracking)
-    assert main(base + ["--bind", f"select.from_run = '{first.info.run_id}'"]) == 0
+    assert main(base + ["--bind", f"source.run = '{first.info.run_id}'"]) == 0
     _, second = only_run(tracking)
     assert second.data.tags["mlflow.parentRunId"] == first.info.run_id
     assert second.data.tags["selected_from_run"] == first.info.run_id

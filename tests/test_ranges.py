@@ -82,7 +82,7 @@ def test_out_of_range_is_refused_naming_the_binding(key, value, clean_gin):
 
 
 def test_in_range_values_pass(clean_gin):
-    parse_config([QUICKSTART], ["search.epochs = 0", "select.train_portion = 0.9",
+    parse_config([QUICKSTART], ["search.epochs = 0", "dataset.train_portion = 0.9",
                                 "Perturbation.subset = None", "run.seeds = (0, 1)"])
     assert gin.query_parameter("search.epochs") == 0
 
@@ -90,7 +90,7 @@ def test_in_range_values_pass(clean_gin):
 def test_the_cli_refuses_before_any_work(tracking, capsys, clean_gin):
     for bind, culprit in (("search.epochs = -1", "search.epochs = -1"),
                           ("search.batch_size = 0", "search.batch_size = 0"),
-                          ("select.train_portion = 1.0", "select.train_portion = 1.0")):
+                          ("dataset.train_portion = 1.0", "dataset.train_portion = 1.0")):
         rc, out, err = run_cli(["--gin", QUICKSTART, "--bind", bind], capsys)
         assert rc == 2 and err.count("\n") == 1, err
         assert err.startswith(f"runner: error: ValueError: {culprit} is out of range"), err

@@ -53,7 +53,7 @@ def test_trajectory_selects_from_each_kept_supernet(data_root, nb201_table, trac
     assert sorted(m.step for m in history) == [1, 2]
     # a search epoch that was not kept is a one-line error naming the missing snapshot
     rc, _, err = run_cli(tiny_argv(GIN_DIR / "nb201_cifar10.gin", data_root,
-                                   f"select.from_run = '{supernet}'", "select.from_epoch = 7"),
+                                   f"source.run = '{supernet}'", "source.epoch = 7"),
                          capsys)
     errors = [line for line in err.splitlines() if line.startswith("runner: error:")]
     assert rc == 2 and len(errors) == 1, err

@@ -5,6 +5,8 @@ import tempfile
 import time
 from contextlib import contextmanager
 
+from tracking.interface import Point, RunRecord
+
 DEFAULT_URI = "sqlite:///mlflow.db"
 _PROBE_ENV = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
 
@@ -18,8 +20,15 @@ def tracking_uri():
     return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
 
 
+def record(run):
+    """An MLflow Run as the runner reads it (tracking/interface.py)."""
+    return RunRecord(run.info.run_id, run.info.status, dict(run.data.tags),
+                     dict(run.data.metrics), dict(run.data.params))
+
+
 class Tracker:
-    """Thin wrapper over MlflowClient that logs metrics in batches (one call per flush)."""
+    """The RunTracker of tracking/interface.py over MlflowClient; metrics go in batches (one
+    call per step). `client` is for tracking/ alone."""
 
     records = True  # tracking/silent.py: the tracker of torchrun ranks other than 0
 
@@ -59,14 +68,54 @@ class Tracker:
         return exp.experiment_id if exp else self.client.create_experiment(name)
 
     def newest(self, experiment, run_name):
-        """The RunInfo (run_id, status, ...) of the newest run of that name, or None."""
+        """The RunRecord of the newest run of that name, or None."""
         exp = self.client.get_experiment_by_name(experiment)
         if exp is None:
             return None
         runs = self.client.search_runs(
             [exp.experiment_id], f"tags.`mlflow.runName` = '{run_name}'",
             order_by=["attributes.start_time DESC"], max_results=1)
-        return runs[0].info if runs else None
+        return record(runs[0]) if runs else None
+
+    def find_runs(self, experiments, where="", missing_ok=True):
+        ids = []
+        for name in experiments:
+            exp = self.client.get_experiment_by_name(name)
+            if exp is None and not missing_ok:
+                raise ValueError(f"no MLflow experiment named {name!r}")
+            ids += [exp.experiment_id] if exp is not None else []
+        if not ids:
+            return []
+        return [record(r) for r in self.client.search_runs(ids, where, max_results=50000)]
+
+    def get_run(self, run_id):
+        try:
+            return record(self.client.get_run(run_id))
+        except Exception as e:  # noqa: BLE001 - MLflow raises several types for a missing run
+            raise LookupError(f"no MLflow run {run_id} ({type(e).__name__})") from e
+
+    def metric_history(self, key, run_id=None):
+        points = self.client.get_metric_history(run_id or self.run_id, key)
+        return sorted((Point(m.step, m.value, m.timestamp) for m in points),
+                      key=lambda p: (p.step, p.timestamp))
+
+    def download(self, run_id, path, dest):
+        try:
+            return self.client.download_artifacts(run_id, path, dest)
+        except Exception as e:  # noqa: BLE001 - MLflow raises several types for a missing one
+            raise LookupError(f"run {run_id} has no artifact {path} ({type(e).__name__})") from e
+
+    def create_run(self, experiment, run_name, tags, parent_run_id=None):
+        tags = {k: str(v) for k, v in tags.items()}
+        if parent_run_id:
+            tags["mlflow.parentRunId"] = parent_run_id
+        run = self.client.create_run(self.experiment_id(experiment), run_name=run_name,
+                                     tags=tags)
+        self.run_id = run.info.run_id
+        return self.run_id
+
+    def set_status(self, status, run_id=None):
+        self.client.set_terminated(run_id or self.run_id, status)
 
     @contextmanager
     def run(self, experiment, run_name=None, tags=None, parent_run_id=None, run_id=None):
@@ -80,9 +129,7 @@ class Tracker:
             self.run_id = run_id
             self.tags(tags)
         else:
-            run = self.client.create_run(self.experiment_id(experiment), run_name=run_name,
-                                         tags=tags)
-            self.run_id = run.info.run_id
+            self.create_run(experiment, run_name, tags)
         status = "FAILED"
         try:
             yield self
@@ -114,7 +161,7 @@ class Tracker:
         if not values:
             return
         key = next(iter(values))
-        if step not in {m.step for m in self.client.get_metric_history(self.run_id, key)}:
+        if step not in {p.step for p in self.metric_history(key)}:
             self.metrics(values, step)
 
     def tags(self, tags):
@@ -155,9 +202,9 @@ class Tracker:
             self.artifact(path, "plots")
 
     def history(self, prefix):
-        """Metric name -> its MLflow history, for the run's metrics starting with `prefix`."""
-        keys = [k for k in self.client.get_run(self.run_id).data.metrics if k.startswith(prefix)]
-        return {k: self.client.get_metric_history(self.run_id, k) for k in keys}
+        """Metric name -> its points, for the run's metrics starting with `prefix`."""
+        keys = [k for k in self.get_run(self.run_id).metrics if k.startswith(prefix)]
+        return {k: self.metric_history(k) for k in keys}
 
     def ui_command(self):
         """The command that opens the MLflow UI on this tracking store."""

@@ -1,11 +1,10 @@
-"""The tracker of a torchrun rank other than 0: the same calls as Tracker, and none of them
-reaches the tracking store (rank 0 alone writes the run)."""
+"""The tracker of a torchrun rank other than 0: the RunTracker calls of tracking/interface.py,
+none of which reaches the tracking store (rank 0 alone writes the run)."""
 from contextlib import contextmanager
 
 
 class SilentTracker:
     records = False  # runner.lifecycle.runs.opened: no run to open, no folder to lock
-    client = None
     uri = "(rank 0's)"
 
     def __init__(self):
@@ -14,12 +13,33 @@ class SilentTracker:
     def check(self, timeout=10):
         pass
 
+    def ui_command(self):
+        return ""
+
+    @contextmanager
+    def run(self, experiment, run_name=None, tags=None, parent_run_id=None, run_id=None):
+        yield self
+
+    def create_run(self, experiment, run_name, tags, parent_run_id=None):
+        return None
+
+    def set_status(self, status, run_id=None):
+        pass
+
     def newest(self, experiment, run_name):
         return None
 
-    @contextmanager
-    def run(self, experiment, **kwargs):
-        yield self
+    def find_runs(self, experiments, where="", missing_ok=True):
+        return []
+
+    def get_run(self, run_id):
+        raise LookupError(f"run {run_id}: rank 0 reads the tracking store, not this rank")
+
+    def metric_history(self, key, run_id=None):
+        return []
+
+    def download(self, run_id, path, dest):
+        raise LookupError(f"run {run_id}: rank 0 reads the tracking store, not this rank")
 
     def params(self, params):
         pass
@@ -47,6 +67,3 @@ class SilentTracker:
 
     def history(self, prefix):
         return {}
-
-    def ui_command(self):
-        return ""

@@ -46,14 +46,13 @@ class Discretisation:
 
     def __init__(self, edges="random", num_edges=3, edge_seed=None, cell_type=None,
                  tune_epochs=5, tune_lr=0.0025, tune_momentum=0.9, tune_weight_decay=3e-4,
-                 batch_size=64, grad_clip=5.0, train_portion=0.5):
+                 batch_size=64, grad_clip=5.0):
         if edges not in ("random", "all"):
             raise ValueError(f"Discretisation.edges must be 'random' or 'all', not {edges!r}")
         self.edges, self.num_edges, self.edge_seed, self.cell_type = edges, num_edges, \
             edge_seed, cell_type
         self.tune_epochs, self.batch_size, self.grad_clip = tune_epochs, batch_size, grad_clip
         self.opt = dict(lr=tune_lr, momentum=tune_momentum, weight_decay=tune_weight_decay)
-        self.train_portion = train_portion
 
     def chosen_edges(self, net, seed):
         n = net.space.cell.num_edges
@@ -62,7 +61,9 @@ class Discretisation:
         rng = np.random.RandomState(seed if self.edge_seed is None else self.edge_seed)
         return sorted(int(e) for e in rng.choice(n, min(self.num_edges, n), replace=False))
 
-    def __call__(self, net, method, data, tracker, gen, seed):
+    def __call__(self, net, method, data, tracker, gen, seed, source=None):
+        """`source` (the run whose supernet this is) is part of every analysis' call; the
+        discretisation needs only the supernet."""
         spec = net.space.cell
         cell = self.cell_type or spec.types[0]
         t = spec.type_index(cell)
@@ -87,7 +88,7 @@ class Discretisation:
         method.load_state_dict(start[1])
         gen.set_state(start[2])  # every op sees the same batches
         net.fix_edge(cell, edge, op)
-        train_idx, valid_idx = data.search_halves(self.train_portion)
+        train_idx, valid_idx = data.search_halves()
         opt = torch.optim.SGD(net.weights(), **self.opt) if self.tune_epochs else None
         loop = Loop(net, data, gen, valid_idx, method, opt, self.batch_size, self.grad_clip,
                     precision(device_of(net)))

@@ -117,7 +117,9 @@ class EdgeShuffling:
         self.shuffles, self.depth, self.C = shuffles, baseline_depth, baseline_C
         self.epochs, self.lr, self.batch_size = baseline_epochs, baseline_lr, batch_size
 
-    def __call__(self, net, method, data, tracker, gen, seed):
+    def __call__(self, net, method, data, tracker, gen, seed, source=None):
+        """`source` (the run whose supernet this is) is part of every analysis' call; the
+        shuffles need only the supernet."""
         rng = np.random.RandomState(seed)
         rows = [measure("supernet", net, data, rng, self.shuffles, shuffled_supernet)]
         for name, residual in (("vgg", False), ("resnet", True)):

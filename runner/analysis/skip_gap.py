@@ -2,7 +2,7 @@
 epochs (paper §3.2, Figure 3): the gap grows as the supernet gets better.
 
 Reads the per-epoch search metrics `search/alpha_skip_minus_conv` and `search/valid_acc` of the
-run that trained the supernet (`select.from_run`, or this run when it searched).
+run that trained the supernet (`source.run`, or this run when it searched).
 """
 import tempfile
 
@@ -15,21 +15,19 @@ class SkipGap:
 
     name = "skip_gap"
 
-    def __call__(self, net, method, data, tracker, gen, seed):
-        from runner.selection.select import source_run
-
-        source = source_run() or tracker.run_id
-        rows = epochs_table(tracker.client, source)
+    def __call__(self, net, method, data, tracker, gen, seed, source):
+        """`source`: the run that trained the supernet (this run, or `source.run`)."""
+        rows = epochs_table(tracker, source)
         if not rows:
             raise ValueError(f"run {source} logged no search/alpha_skip_minus_conv: its space "
                              f"has no edge with both skip_connect and a conv op")
         return log(tracker, rows, source)
 
 
-def epochs_table(client, run_id):
+def epochs_table(tracker, run_id):
     """[{'epoch', 'valid_acc', 'skip_minus_conv'}] from the run's search metric histories."""
     def by_epoch(key):
-        return {m.step: m.value for m in client.get_metric_history(run_id, key)}
+        return {p.step: p.value for p in tracker.metric_history(key, run_id)}
 
     gap, acc = by_epoch("search/alpha_skip_minus_conv"), by_epoch("search/valid_acc")
     return [{"epoch": e, "valid_acc": acc[e], "skip_minus_conv": gap[e]}

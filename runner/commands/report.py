@@ -19,23 +19,17 @@ SOURCE = ["source_method", "source_selector", "source_dataset", "source_seed"]
 BENCH = ["test_acc", "valid_acc", "rank"]
 
 
-def runs_frame(client, experiments):
+def runs_frame(tracker, experiments):
     """One row per FINISHED run: its tags, test_error, run id, sweep fields."""
     import pandas as pd
 
-    ids = []
-    for name in experiments:
-        exp = client.get_experiment_by_name(name)
-        if exp is None:
-            raise ValueError(f"no MLflow experiment named {name!r}")
-        ids.append(exp.experiment_id)
     rows = []
-    for r in client.search_runs(ids, "attributes.status = 'FINISHED'", max_results=50000):
-        t, m = r.data.tags, r.data.metrics
+    for r in tracker.find_runs(experiments, "attributes.status = 'FINISHED'", missing_ok=False):
+        t, m = r.tags, r.metrics
         rows.append({**{k: t.get(k) for k in KEYS + TAGS + SOURCE},
                      "sweep_params": t.get("sweep_params"), "test_error": m.get("test_error"),
                      **{f"bench_{k}": m.get(f"bench/{k}") for k in BENCH},
-                     "run_id": r.info.run_id})
+                     "run_id": r.run_id})
     return pd.DataFrame(rows, columns=KEYS + TAGS + SOURCE + ["sweep_params", "test_error"]
                         + [f"bench_{k}" for k in BENCH] + ["run_id"])
 
@@ -148,7 +142,7 @@ def report(experiments, out="reports", log=True):
 
     tracker = Tracker()
     tracker.check()
-    df = runs_frame(tracker.client, experiments)
+    df = runs_frame(tracker, experiments)
     tables = {"protocol": protocol_table(df), "benchmark": benchmark_table(df),
               "retrains": retrain_table(df), "sweeps": sweep_table(df)}
     for name, table in tables.items():

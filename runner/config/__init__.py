@@ -4,6 +4,7 @@ Used by the entry point (runner/cli.py) and by every sweep trial (runner/sweeps/
 """
 import logging
 import os
+import re
 
 import gin
 
@@ -73,37 +74,36 @@ def one_line(exc):
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-UNBOUND = object()
+BINDING = re.compile(r"^\s*([A-Za-z_][\w./]*)\s*=")
+INCLUDE = re.compile(r"^\s*include\s+['\"]([^'\"]+)['\"]")
 
 
-def bound(key, default=UNBOUND):
-    """The parsed value of gin binding `key` ('configurable.param'), or `default` if unbound."""
-    try:
-        return gin.query_parameter(key)
-    except ValueError:
-        return default
+def overridden(files, bindings):
+    """The keys ('configurable.param') that `files` (their includes too) and `bindings` bind:
+    what a command changes on top of its experiment file (read as text, not evaluated)."""
+    keys = [m.group(1) for b in bindings for m in [BINDING.match(b)] if m]
+    for path in files:
+        keys += overridden_in(path, set())
+    return keys
 
 
-def is_sweep():
-    """A gin config that binds `sweep.params` runs an Optuna sweep (gin/sweeps/)."""
-    return bound("sweep.params") is not UNBOUND
-
-
-def spreads_seeds():
-    """`run.seeds` with `--workers N > 1` or a `seeds.storage` runs its seeds at once
-    (runner/sweeps/seeds.py) instead of one after another; so does a worker that such a
-    command started (it joins the same study)."""
-    from runner.lifecycle.placement import WORKER_ENV
-
-    return bool(bound("run.seeds", ())) and (bound("seeds.workers", 1) > 1
-                                            or bound("seeds.storage", None) is not None
-                                            or WORKER_ENV in os.environ)
-
-
-def is_trajectory():
-    """A gin config that binds `trajectory.selectors` runs the selection-trajectory analysis
-    (runner/analysis/trajectory.py)."""
-    return bound("trajectory.selectors") is not UNBOUND
+def overridden_in(path, seen):
+    if path in seen:
+        return []
+    seen.add(path)
+    keys = []
+    with open(path) as f:
+        for line in f:
+            inc, key = INCLUDE.match(line), BINDING.match(line)
+            if inc:
+                try:
+                    keys += overridden_in(gin_file(os.path.join(gin_root(path), inc.group(1))),
+                                          seen)
+                except FileNotFoundError:
+                    keys += overridden_in(gin_file(inc.group(1)), seen)
+            elif key:
+                keys.append(key.group(1))
+    return keys
 
 
 # --- the parsed bindings as MLflow params -------------------------------------------------

@@ -85,7 +85,6 @@ RANGES = {
     "select.tune_weight_decay": NON_NEGATIVE,
     "select.batch_size": POSITIVE_INT,
     "select.grad_clip": POSITIVE,
-    "select.train_portion": FRACTION,
     "select.edge_order_seed": Range(0, 2 ** 32 - 1, integer=True, optional=True),
     "sweep.n_trials": POSITIVE_INT,
     "sweep.sampler_seed": Range(0, 2 ** 32 - 1, integer=True, optional=True),
@@ -118,7 +117,7 @@ RANGES = {
     "search.momentum": MOMENTUM,
     "search.weight_decay": NON_NEGATIVE,
     "search.grad_clip": POSITIVE,
-    "search.train_portion": FRACTION,
+    "dataset.train_portion": FRACTION,
     "search.keep_every": COUNT,
     "EdgeShuffling.shuffles": POSITIVE_INT,
     "EdgeShuffling.baseline_depth": Range(2, integer=True),  # two layers to swap per stage
@@ -134,8 +133,7 @@ RANGES = {
     "Discretisation.tune_weight_decay": NON_NEGATIVE,
     "Discretisation.batch_size": POSITIVE_INT,
     "Discretisation.grad_clip": POSITIVE,
-    "Discretisation.train_portion": FRACTION,
-    "select.from_epoch": Range(1, integer=True, optional=True),
+    "source.epoch": Range(1, integer=True, optional=True),
 }
 
 

@@ -98,6 +98,7 @@ class Dataset:
     flip: bool
     pad: int
     num_classes: int
+    train_portion: float = 0.5  # the weight part of the train split in search and selection
 
     @property
     def in_channels(self):
@@ -124,8 +125,10 @@ class Dataset:
         images = images.load() if isinstance(images, HostImages) else images
         return augment.apply(images, self.mean, self.std, params, self.pad)
 
-    def search_halves(self, portion=0.5):
-        """Index split of the train split: first part for weights, the rest for alphas."""
+    def search_halves(self, portion=None):
+        """Index split of the train split: the first `portion` (None: `train_portion`) for
+        weights, the rest for alphas; search, selection and the analyses share it."""
+        portion = self.train_portion if portion is None else portion
         n = self.train_x.size(0)
         split = int(math.floor(portion * n))
         idx = torch.arange(n, device=self.train_x.device)
@@ -203,11 +206,13 @@ def _digits(test_size=300):
 
 @gin.configurable
 def dataset(name=gin.REQUIRED, root="data", download=False, verify_md5=True, pad=None,
-            device="cpu", limit=None, placement="auto", workers=8):
+            device="cpu", limit=None, placement="auto", workers=8, train_portion=0.5):
     """Load `name` (cifar10, cifar100, svhn, imagenet16 = ImageNet16-120, digits) onto `device`;
     imagenet is not loaded but streamed from its ImageFolder layout by `workers` DataLoader
     processes per rank (runner/data/imagenet.py).
 
+    train_portion: the part of the train split that trains the supernet's weights in search,
+    selection and the analyses (the rest trains alpha and scores; darts-pt: 0.5).
     limit: at most this many images per split (None: all). pad: zero padding of the random
     crop (None: the dataset's default, 4 pixels, 2 for the 16x16 digits and ImageNet16;
     0: no crop).
@@ -243,4 +248,5 @@ def dataset(name=gin.REQUIRED, root="data", download=False, verify_md5=True, pad
     return Dataset(name, tx, ty.long().to(device), vx, vy.long().to(device),
                    torch.tensor(mean, device=device).view(shape),
                    torch.tensor(std, device=device).view(shape), flip,
-                   pad if pad is not None else PAD.get(name, 4), NUM_CLASSES[name])
+                   pad if pad is not None else PAD.get(name, 4), NUM_CLASSES[name],
+                   train_portion)

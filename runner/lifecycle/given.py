@@ -18,11 +18,11 @@ class GenotypeError(ValueError):
     """A `run.genotype` that names no genotype of the run's space."""
 
 
-def given_genotype(value, space, client):
+def given_genotype(value, space, tracker):
     """The Given of `run.genotype = value`."""
     value = str(value).strip()
     if RUN_ID.match(value):
-        return from_run(value, space, client)
+        return from_run(value, space, tracker)
     named = space.family.published()
     if value in named:  # a published genotype by name (spaces/darts/published.json)
         return Given(checked(named[value], space, value),
@@ -55,13 +55,12 @@ def checked(genotype, space, what):
     return genotype
 
 
-def from_run(run_id, space, client):
+def from_run(run_id, space, tracker):
     """The genotype tag of a finished selection run; the retrain nests under that run."""
     try:
-        run = client.get_run(run_id)
-    except Exception as e:  # noqa: BLE001 - MLflow raises several types for a missing run
-        raise GenotypeError(f"run.genotype: no MLflow run {run_id} ({type(e).__name__})") from e
-    tags = run.data.tags
+        tags = tracker.get_run(run_id).tags
+    except LookupError as e:
+        raise GenotypeError(f"run.genotype: {e}") from e
     if "genotype" not in tags:
         raise GenotypeError(f"run.genotype: run {run_id} has no genotype tag (a search-only or "
                             "unfinished run)")

@@ -34,10 +34,10 @@ def opened(tracker, experiment_name, name, tags, parent_run_id, reopen, output_d
 
 def finished_seeds(tracker, experiment_name):
     """Seeds of this protocol whose nested run already FINISHED: seed -> summary."""
-    runs = tracker.client.search_runs(
-        [tracker.experiment_id(experiment_name)],
+    runs = tracker.find_runs(
+        [experiment_name],
         f"tags.`mlflow.parentRunId` = '{tracker.run_id}' and attributes.status = 'FINISHED'")
-    return {int(r.data.tags["seed"]): {"run_id": r.info.run_id,
-                                       **({"test_error": r.data.metrics["test_error"]}
-                                          if "test_error" in r.data.metrics else {})}
+    return {int(r.tags["seed"]): {"run_id": r.run_id,
+                                  **({"test_error": r.metrics["test_error"]}
+                                     if "test_error" in r.metrics else {})}
             for r in runs}

@@ -13,7 +13,6 @@ import torch.nn.functional as F
 from runner.training import distributed
 from runner.selection import pt_batched
 from runner.training.loops import Meter, shuffled_batches, train_batch
-from runner.training.precision import device_of, precision
 from spaces.cell import first_argmax
 
 
@@ -48,6 +47,10 @@ class Magnitude:
     """
 
     name = "magnitude"
+
+    def selector_name(self, tune_epochs):
+        """Magnitude with fine-tuning between decisions is PT-Mag (paper §6.2)."""
+        return "pt-mag" if tune_epochs > 0 else "magnitude"
 
     def _softmax(self, net, cell):
         return torch.softmax(net.alphas.detach()[net.space.cell.type_index(cell)], -1).tolist()
@@ -87,6 +90,9 @@ class Perturbation:
 
     name = "perturbation"
 
+    def selector_name(self, tune_epochs):
+        return "pt"
+
     def __init__(self, crit="acc", subset=None, batch_size=64, none_candidate=True,
                  masks_per_pass=1):
         if crit not in ("acc", "loss"):
@@ -103,8 +109,7 @@ class Perturbation:
         for c, e, k in masked:
             w[net.space.cell.type_index(c), e, slice(None) if k is None else k] = 0.0
         active = net.active_ops(masked)
-        data, gen, idx = loop.data, loop.gen, loop.valid_idx
-        mode = precision(device_of(net))
+        data, gen, idx, mode = loop.data, loop.gen, loop.valid_idx, loop.precision(net)
         with _train_mode(net):  # BN uses batch statistics while scoring, as darts-pt
             meter, seen = Meter(), 0
             for bi in shuffled_batches(idx, self.batch_size, gen):  # fresh order every pass
@@ -126,7 +131,7 @@ class Perturbation:
         if (self.masks_per_pass == 1 or len(mask_sets) == 1 or net.space.has("noise")
                 or distributed.ranks().world > 1):
             return [self.measure(net, loop, m) for m in mask_sets]
-        out, mode = [], precision(device_of(net))
+        out, mode = [], loop.precision(net)
         for i in range(0, len(mask_sets), self.masks_per_pass):
             chunk = mask_sets[i:i + self.masks_per_pass]
             passes = pt_batched.draw_passes(loop.data, loop.valid_idx, self.batch_size,

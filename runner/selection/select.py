@@ -15,6 +15,7 @@ from runner.training import distributed
 from runner.selection.lookup import decision_columns
 from runner.training import checkpoint, rng
 from runner.selection.criteria import Magnitude, Perturbation  # noqa: F401  (gin configurables)
+from runner.training import progress
 from runner.training.loops import Loop, Meter, shuffled_batches, valid_accuracy
 from runner.training.precision import device_of, precision
 from runner.training.search import train_step
@@ -83,7 +84,12 @@ def decide(net, cell, criterion, loop, rng):
     return rec
 
 
-SCHEDULES = ("sota", "nb201")
+SCHEDULES = ("sota", "nb201")  # see decision_epochs
+
+
+def check_schedule(schedule):
+    if schedule not in SCHEDULES:
+        raise ValueError(f"select.schedule must be one of {SCHEDULES}, not {schedule!r}")
 
 
 def decision_epochs(rounds, interval, schedule="sota"):
@@ -94,109 +100,127 @@ def decision_epochs(rounds, interval, schedule="sota"):
     nasbench201/projection.py, whose last gap is one epoch shorter (6 rounds at 0, 5, 10, 15,
     20, 24 of 25 epochs). With interval 0 nothing is tuned.
     """
-    if schedule not in SCHEDULES:
-        raise ValueError(f"select.schedule must be one of {SCHEDULES}, not {schedule!r}")
+    check_schedule(schedule)
     starts = [interval * r for r in range(rounds)]
     if schedule == "nb201" and interval > 1 and rounds > 1:
         starts[-1] -= 1
     return starts, (starts[-1] + 1 if interval and rounds else 0)
 
 
-def tune_epoch(loop, train_idx):
+def tune_epoch(loop, train_idx, bar=None):
     """One proper pass over the weight half; a fresh valid batch per alpha step (darts-pt)."""
     loop.net.train()
     meter = Meter()
     for ti in shuffled_batches(train_idx, loop.batch_size, loop.gen):
         train_step(loop, ti, meter)
+        if bar is not None:
+            bar.update(1)
     return meter.result("tune")
 
 
-def fine_tune(loop, train_idx, epochs, total):
-    """The tune epochs `epochs` (indices into `total`), each inside the method's epoch hooks."""
+def fine_tune(loop, train_idx, epochs, total, report=None):
+    """The tune epochs `epochs` (indices into `total`), each inside the method's epoch hooks;
+    `report` (runner/training/progress.py) prints a line per epoch."""
     for ep in epochs:
+        t0 = time.perf_counter()
         loop.method.begin_epoch(loop.net, ep, total, "tune")
-        tune_epoch(loop, train_idx)
+        steps = -(-train_idx.numel() // loop.batch_size)
+        with progress.bar(steps, f"tune {ep + 1}/{total}", distributed.is_main()) as bar:
+            result = tune_epoch(loop, train_idx, bar)
         loop.method.end_epoch(loop.net, ep, "tune")
+        if report is not None:
+            report.tune_epoch(ep, total, result, time.perf_counter() - t0)
 
 
-def selector_name():
-    """'magnitude', 'pt' or 'pt-mag', from the bound criterion and tune epochs."""
-    b = gin.get_bindings("select")  # evaluates @Criterion() into an instance
-    if getattr(b.get("criterion"), "name", "magnitude") == "magnitude":
-        return "pt-mag" if b.get("tune_epochs", 0) > 0 else "magnitude"
-    return "pt"
+@gin.configurable("select")
+class Selector:
+    """The selection settings, bound as `select.*`; calling it runs `select`.
 
-
-def source_run():
-    """The MLflow run whose trained supernet `select.from_run` names, or None."""
-    return gin.get_bindings("select").get("from_run")
-
-
-def source_epoch():
-    """The search epoch of `select.from_run`'s supernet to select from (None: its last)."""
-    return gin.get_bindings("select").get("from_epoch")
-
-
-@gin.configurable(denylist=["net", "method", "data", "tracker", "gen", "seed", "ckpt_path",
-                            "resume", "judge"])
-def select(net, method, data, tracker, gen, seed, ckpt_path=None, resume=None, judge=None,
-           criterion=gin.REQUIRED, tune_epochs=5, tune_lr=0.0025, tune_momentum=0.9,
-           tune_weight_decay=3e-4, batch_size=64, grad_clip=5.0, train_portion=0.5,
-           edge_order="random", edge_order_seed=None, schedule="sota", from_run=None,
-           from_epoch=None):
-    """Decide every open edge and node of every cell type; returns (genotype, records).
-
-    tune_epochs: fine-tuning epochs after each round (0: none; with Magnitude that is the
-    classic parse). edge_order_seed: seed of the edge-order generator (None: the run's seed).
-    schedule: 'sota' or 'nb201' spacing of the rounds (see decision_epochs).
-    from_run: an MLflow run id whose trained supernet is selected from (None: this run's);
-    from_epoch: its supernet after that search epoch (a `search.keep_every` snapshot; None:
-    after the last).
-    A checkpoint is written after every round, before its decisions are logged; `resume` is
-    such a checkpoint to continue from. judge: genotype -> benchmark numbers (runner.selection.lookup),
-    asked after every round for the cell the decision state gives.
+    criterion: scores ops and inputs (runner/selection/criteria.py). tune_epochs: fine-tuning
+    epochs after each round (0: none; with Magnitude that is the classic parse).
+    edge_order: 'random' or 'fixed'; edge_order_seed: seed of the edge-order generator (None:
+    the run's seed). schedule: 'sota' or 'nb201' spacing of the rounds (see decision_epochs).
     """
-    del from_run, from_epoch  # read by the experiment before search (see source_run)
-    if edge_order not in ("random", "fixed"):
-        raise ValueError(f"select.edge_order must be 'random' or 'fixed', not {edge_order!r}")
-    # dedicated edge-order generator: same supernet + seed -> same order (darts-pt uses np.random)
-    order_seed = seed if edge_order_seed is None else edge_order_seed
-    order_rng = np.random.RandomState(order_seed) if edge_order == "random" else None
-    mode = precision(device_of(net))
-    mode.model(net)  # a supernet loaded from another run arrives in NCHW
-    distributed.global_batch_norm(net)  # torchrun: tuning and scoring over the global batch
-    tracker.tags({"edge_order": edge_order, "edge_order_seed": order_seed, **mode.tags()})
-    train_idx, valid_idx = data.search_halves(train_portion)
-    # a fresh SGD at lr/10, never scheduled; alpha keeps its Adam state (darts-pt pt_project)
-    opt = torch.optim.SGD(net.weights(), tune_lr, momentum=tune_momentum,
-                          weight_decay=tune_weight_decay)
-    loop = Loop(net, data, gen, valid_idx, method, opt, batch_size, grad_clip, mode)
-    records, start = [], 0
-    if resume is not None:
-        records, start = resume_from(resume, net, method, opt, gen, order_rng, tracker)
-    rounds = start + num_rounds(net)
-    starts, total_tune = decision_epochs(rounds, tune_epochs, schedule)
-    for r in range(start, rounds):
-        new = [dict(decide(net, cell, criterion, loop, order_rng), round=r)
-               for cell in net.space.cell.types if open_edges(net, cell) or open_nodes(net, cell)]
-        fine_tune(loop, train_idx,
-                  range(starts[r], starts[r + 1] if r + 1 < rounds else total_tune), total_tune)
-        after = valid_accuracy(net, data, valid_idx) if tune_epochs else float("nan")
-        geno = net.genotype()  # decided edges as decided, magnitude on the open ones
-        # the scores are sums over ranks and alpha is the same everywhere: so are the decisions
-        distributed.agree(str(geno), f"genotype after selection round {r}")
-        found = decision_columns(judge(geno)) if judge else {}
-        for rec in new:
-            rec.update(valid_acc_after=after, genotype=str(geno), step=len(records), **found)
-            records.append(rec)
-        if ckpt_path and distributed.is_main():  # the other ranks hold the same state
-            checkpoint.save({"meta": checkpoint.meta(net, method), "net": net.state_dict(),
-                             "method": method.state_dict(),
-                             "tune_opt": opt.state_dict(), "round": r + 1, "records": records,
-                             "rng": rng.capture(gen, order_rng)}, ckpt_path)
-        for rec in new:
-            tracker.metrics(decision_metrics(rec, net.space.cell), step=rec["step"])
-    return genotype_from_decisions(net, lambda c, kept: criterion.gene_order(net, c, kept)), records
+
+    def __init__(self, criterion=gin.REQUIRED, tune_epochs=5, tune_lr=0.0025, tune_momentum=0.9,
+                 tune_weight_decay=3e-4, batch_size=64, grad_clip=5.0, edge_order="random",
+                 edge_order_seed=None, schedule="sota"):
+        check_schedule(schedule)  # before any training, not when selection starts
+        self.criterion, self.tune_epochs, self.tune_lr = criterion, tune_epochs, tune_lr
+        self.tune_momentum, self.tune_weight_decay = tune_momentum, tune_weight_decay
+        self.batch_size, self.grad_clip, self.schedule = batch_size, grad_clip, schedule
+        self.edge_order, self.edge_order_seed = edge_order, edge_order_seed
+
+    @property
+    def name(self):
+        """The selector as runs and reports call it; the criterion names itself."""
+        return self.criterion.selector_name(self.tune_epochs)
+
+    def __call__(self, net, method, data, tracker, gen, seed, ckpt_path=None, resume=None,
+                 judge=None, mode=None):
+        """Decide every open edge and node of every cell type; returns (genotype, records).
+
+        A checkpoint is written after every round, before its decisions are logged; `resume`
+        is such a checkpoint to continue from. judge: genotype -> benchmark numbers
+        (runner/selection/lookup.py), asked after every round for the cell the decision state
+        gives. mode: the run's precision switches (None: resolved for the net's device).
+        """
+        if self.edge_order not in ("random", "fixed"):  # inside the run: it fails as FAILED
+            raise ValueError(f"select.edge_order must be 'random' or 'fixed', not "
+                             f"{self.edge_order!r}")
+        # dedicated edge-order generator: same supernet + seed -> same order (darts-pt: np.random)
+        order_seed = seed if self.edge_order_seed is None else self.edge_order_seed
+        order_rng = np.random.RandomState(order_seed) if self.edge_order == "random" else None
+        mode = mode or precision(device_of(net))
+        mode.model(net)  # a supernet loaded from another run arrives in NCHW
+        distributed.global_batch_norm(net)  # torchrun: tuning and scoring over the global batch
+        tracker.tags({"edge_order": self.edge_order, "edge_order_seed": order_seed,
+                      **mode.tags()})
+        train_idx, valid_idx = data.search_halves()
+        # a fresh SGD at lr/10, never scheduled; alpha keeps its Adam state (darts-pt pt_project)
+        opt = torch.optim.SGD(net.weights(), self.tune_lr, momentum=self.tune_momentum,
+                              weight_decay=self.tune_weight_decay)
+        loop = Loop(net, data, gen, valid_idx, method, opt, self.batch_size, self.grad_clip, mode)
+        records, start = [], 0
+        if resume is not None:
+            records, start = resume_from(resume, net, method, opt, gen, order_rng, tracker)
+        rounds = start + num_rounds(net)
+        starts, total_tune = decision_epochs(rounds, self.tune_epochs, self.schedule)
+        report = progress.Decisions(rounds, enabled=distributed.is_main())
+        for r in range(start, rounds):
+            new = [dict(decide(net, cell, self.criterion, loop, order_rng), round=r)
+                   for cell in net.space.cell.types
+                   if open_edges(net, cell) or open_nodes(net, cell)]
+            fine_tune(loop, train_idx,
+                      range(starts[r], starts[r + 1] if r + 1 < rounds else total_tune),
+                      total_tune, report)
+            after = (valid_accuracy(net, data, valid_idx, mode) if self.tune_epochs
+                     else float("nan"))
+            geno = net.genotype()  # decided edges as decided, magnitude on the open ones
+            # the scores are sums over ranks and alpha is the same everywhere: so are decisions
+            distributed.agree(str(geno), f"genotype after selection round {r}")
+            found = decision_columns(judge(geno)) if judge else {}
+            for rec in new:
+                rec.update(valid_acc_after=after, genotype=str(geno), step=len(records), **found)
+                records.append(rec)
+                report.decision(rec)
+            if ckpt_path and distributed.is_main():  # the other ranks hold the same state
+                checkpoint.save({"meta": checkpoint.meta(net, method), "net": net.state_dict(),
+                                 "method": method.state_dict(),
+                                 "tune_opt": opt.state_dict(), "round": r + 1,
+                                 "records": records, "rng": rng.capture(gen, order_rng)},
+                                ckpt_path)
+            for rec in new:
+                tracker.metrics(decision_metrics(rec, net.space.cell), step=rec["step"])
+        order = lambda c, kept: self.criterion.gene_order(net, c, kept)  # noqa: E731
+        return genotype_from_decisions(net, order), records
+
+
+def select(net, method, data, tracker, gen, seed, ckpt_path=None, resume=None, judge=None,
+           mode=None, **settings):
+    """`Selector(**settings)` run once (settings left out come from the `select.*` bindings)."""
+    return Selector(**settings)(net, method, data, tracker, gen, seed, ckpt_path, resume, judge,
+                                mode)
 
 
 def resume_from(state, net, method, opt, gen, order_rng, tracker):

@@ -107,39 +107,35 @@ def once(study, key, make, worker, lock):
         time.sleep(POLL_S)
 
 
-def sweep_run_id(study, gin_files, bindings, url, worker, lock):
+def sweep_run_id(study, experiment_name, gin_files, bindings, url, worker, lock):
     """The MLflow parent run of the sweep, created once; trial runs nest under it."""
-    import gin
-
-    from runner.lifecycle.experiment import log_config
+    from runner.lifecycle.phases import log_config
     from tracking.mlflow_tracker import Tracker
 
     def make():
         tracker = Tracker()
         tracker.check()
-        name = gin.query_parameter("run.experiment_name")
-        run = tracker.client.create_run(tracker.experiment_id(name),
-                                        run_name=f"sweep-{study.study_name}",
-                                        tags={"sweep_study": study.study_name,
-                                              "sweep_storage": redact(default_url(
-                                                  url, study.study_name))})
-        tracker.run_id = run.info.run_id
+        tracker.create_run(experiment_name, f"sweep-{study.study_name}",
+                           {"sweep_study": study.study_name,
+                            "sweep_storage": redact(default_url(url, study.study_name))})
         log_config(tracker, gin_files, bindings)
         return tracker.run_id
 
     return once(study, "mlflow_sweep_run", make, worker, lock)
 
 
-def supernet_run_id(study, gin_files, bindings, parent, worker, lock):
+def supernet_run_id(study, call, parent, worker, lock, nested):
     """Train the supernet every trial selects from, once, as a nested search-only run."""
+    import dataclasses
+
     from runner.config import parse_config
-    from runner.lifecycle.experiment import run
 
     def make():
-        parse_config(gin_files, bindings)
-        return run(gin_files, bindings, resume=True, parent_run_id=parent, do_select=False,
-                   run_name=f"sweep-{study.study_name}-supernet",
-                   extra_tags={"sweep_study": study.study_name})["run_id"]
+        parse_config(call.gin_files, call.bindings)
+        child = dataclasses.replace(call, resume=True, parent_run_id=parent,
+                                    run_name=f"sweep-{study.study_name}-supernet",
+                                    extra_tags={"sweep_study": study.study_name})
+        return nested(child, do_select=False)["run_id"]
 
     return once(study, "supernet_run", make, worker, lock)
 

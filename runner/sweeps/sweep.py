@@ -27,46 +27,65 @@ from runner.sweeps.setup import (POLL_S, fail_dead_trials, open_study, supernet_
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 
-@gin.configurable(denylist=["gin_files", "bindings", "argv"])
-def sweep(gin_files=(), bindings=(), argv=(), study_name=gin.REQUIRED, params=gin.REQUIRED,
-          n_trials=8, storage=None, metric="test_error", direction="minimize",
-          selection_only=True, supernet_run=None, sampler="tpe", sampler_seed=0, workers=1,
-          heartbeat_interval=30, grace_period=90, max_retry=3):
-    """Run trials until the study's `n_trials` slots are done; returns the study summary.
+@gin.configurable("sweep")
+class Sweep:
+    """An Optuna sweep, bound as `sweep.*` (a config that binds `sweep.params` runs one).
 
     params: {'gin.binding': ('int', low, high) | ('float', low, high[, 'log']) |
     ('categorical', [choices])}, the sweep's search space, written in gin.
     selection_only: train one supernet (or reuse `supernet_run`) and let every trial select
-    from it with `select.from_run`, instead of searching again per trial.
+    from it with `source.run`, instead of searching again per trial.
     storage: an Optuna storage URL (None: the journal file outputs/sweeps/<study>.journal).
     supernet_run: an MLflow run id to select from (None: train one). sampler: 'tpe' (seeded
     with sampler_seed, None: unseeded) or 'grid': one trial per combination of the params'
     values (categorical choices, every int of an int range), in order, n_trials ignored.
     max_retry: retries of a dead worker's trial (0: none).
     """
-    import optuna
-    from optuna.storages import RetryHeartbeatStaleTrialCallback
 
-    # the heartbeat retry callback is marked experimental; it is the documented way (Optuna 5)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    if sampler not in ("tpe", "grid"):
-        raise ValueError(f"sweep.sampler must be 'tpe' or 'grid', not {sampler!r}")
-    grid = grid_points(params) if sampler == "grid" else None
-    study, backend, lock = open_study(study_name, storage, direction, sampler_seed,
-                                      len(grid) if grid else n_trials, heartbeat_interval,
-                                      grace_period, max_retry, WORKER, grid)
-    children = spawn_workers(argv, workers)  # they wait for the setup below
-    parent = sweep_run_id(study, gin_files, bindings, storage, WORKER, lock)
-    source = None
-    if selection_only:
-        source = supernet_run or supernet_run_id(study, gin_files, bindings, parent, WORKER, lock)
-    work(study, backend, objective(study, gin_files, bindings, params, parent, source, metric),
-         RetryHeartbeatStaleTrialCallback(max_retry=max_retry))
-    failed = [p.args for p in children if p.wait() != 0]
-    summary = summarise_sweep(study, parent, metric)
-    if failed:
-        raise RuntimeError(f"{len(failed)} of {workers - 1} sweep worker processes failed")
-    return summary
+    def __init__(self, study_name=None, params=None, n_trials=8, storage=None,
+                 metric="test_error", direction="minimize", selection_only=True,
+                 supernet_run=None, sampler="tpe", sampler_seed=0, workers=1,
+                 heartbeat_interval=30, grace_period=90, max_retry=3):
+        if sampler not in ("tpe", "grid"):
+            raise ValueError(f"sweep.sampler must be 'tpe' or 'grid', not {sampler!r}")
+        self.study_name, self.params, self.n_trials, self.storage = study_name, params, \
+            n_trials, storage
+        self.metric, self.direction, self.selection_only = metric, direction, selection_only
+        self.supernet_run, self.sampler, self.sampler_seed = supernet_run, sampler, sampler_seed
+        self.workers, self.heartbeat_interval = workers, heartbeat_interval
+        self.grace_period, self.max_retry = grace_period, max_retry
+
+    def __call__(self, call, experiment_name, nested):
+        """Run trials until the study's `n_trials` slots are done; returns the study summary.
+        `nested(call, **overrides)` runs one trial's experiment as a nested run."""
+        import optuna
+        from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+        # the heartbeat retry callback is marked experimental; it is the documented way
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        if self.study_name is None:
+            raise ValueError("sweep.study_name is not bound: a sweep names its study")
+        grid = grid_points(self.params) if self.sampler == "grid" else None
+        study, backend, lock = open_study(self.study_name, self.storage, self.direction,
+                                          self.sampler_seed, len(grid) if grid else self.n_trials,
+                                          self.heartbeat_interval, self.grace_period,
+                                          self.max_retry, WORKER, grid)
+        children = spawn_workers(call.argv, self.workers)  # they wait for the setup below
+        parent = sweep_run_id(study, experiment_name, call.gin_files, call.bindings,
+                              self.storage, WORKER, lock)
+        source = None
+        if self.selection_only:
+            source = self.supernet_run or supernet_run_id(study, call, parent, WORKER, lock,
+                                                          nested)
+        work(study, backend,
+             objective(study, call, self.params, parent, source, self.metric, nested),
+             RetryHeartbeatStaleTrialCallback(max_retry=self.max_retry))
+        failed = [p.args for p in children if p.wait() != 0]
+        summary = summarise_sweep(study, parent, self.metric)
+        if failed:
+            raise RuntimeError(f"{len(failed)} of {self.workers - 1} sweep worker processes "
+                               "failed")
+        return summary
 
 
 def grid_points(params):
@@ -145,11 +164,12 @@ def suggest(trial, name, spec):
                      "(int, float or categorical)")
 
 
-def objective(study, gin_files, bindings, params, parent, source, metric):
+def objective(study, call, params, parent, source, metric, nested):
     """The trial function: bind the suggested values, run the experiment as a nested run."""
+    import dataclasses
+
     import optuna
 
-    from runner.lifecycle.experiment import run
     from tracking.mlflow_tracker import Tracker
 
     def fn(trial):
@@ -162,18 +182,19 @@ def objective(study, gin_files, bindings, params, parent, source, metric):
             values = {name: suggest(trial, name, spec) for name, spec in params.items()}
             extra = [f"{k} = {gin_literal(v)}" for k, v in values.items()]
             if source:
-                extra.append(f"select.from_run = {source!r}")
-            parse_config(gin_files, list(bindings) + extra)  # explicit: never inherited state
-            summary = run(gin_files, list(bindings) + extra, parent_run_id=parent,
-                          run_name=f"{study.study_name}-trial{trial.number}",
-                          extra_tags={"sweep_study": study.study_name,
-                                      "sweep_trial": trial.number,
-                                      "sweep_params": json.dumps(values)})
+                extra.append(f"source.run = {source!r}")
+            bindings = list(call.bindings) + extra
+            parse_config(call.gin_files, bindings)  # explicit: never inherited state
+            summary = nested(dataclasses.replace(
+                call, bindings=bindings, resume=False, parent_run_id=parent,
+                run_name=f"{study.study_name}-trial{trial.number}",
+                extra_tags={"sweep_study": study.study_name, "sweep_trial": trial.number,
+                            "sweep_params": json.dumps(values)}))
         except Exception as e:  # recorded on the trial; optimize(catch=...) marks it FAIL
             trial.set_user_attr("error", one_line(e))
             raise
         trial.set_user_attr("mlflow_run_id", summary["run_id"])
-        metrics = Tracker().client.get_run(summary["run_id"]).data.metrics
+        metrics = Tracker().get_run(summary["run_id"]).metrics
         if metric not in metrics:
             raise KeyError(f"sweep.metric {metric!r} not logged by the trial run "
                            f"(it has {sorted(metrics)[:8]}...)")
@@ -206,5 +227,5 @@ def summarise_sweep(study, parent, metric):
         tracker.metrics({f"sweep/best_{metric}": best.value}, step=0)
     tracker.metrics({"sweep/n_complete": summary["n_complete"],
                      "sweep/n_fail": summary["n_fail"]}, step=0)
-    tracker.client.set_terminated(parent, "FINISHED")
+    tracker.set_status("FINISHED")
     return summary

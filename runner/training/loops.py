@@ -28,6 +28,11 @@ class Loop:
     grad_clip: float = 5.0
     mode: Any = None
 
+    def precision(self, net):
+        """The run's precision switches; a loop built without them (a unit test, a benchmark)
+        resolves them for `net`'s device."""
+        return self.mode or precision(device_of(net))
+
 
 def shuffled_batches(idx, batch_size, gen):
     """One pass over `idx` in a fresh random order (a DataLoader with shuffle=True)."""
@@ -81,22 +86,23 @@ class Meter:
 
 
 @torch.no_grad()
-def evaluate(net, data, x, y, batch_size=256, top5=False):
+def evaluate(net, data, x, y, batch_size=256, top5=False, mode=None):
     """Accuracy and loss over (x, y) uint8 images, BN in eval mode; under torchrun each rank
-    evaluates its share and the result is over all of them."""
+    evaluates its share and the result is over all of them. mode: the run's precision
+    switches (None, for a call outside a run: resolved for the net's device)."""
     part = distributed.share(x.size(0))
     x, y = x[part], y[part]
-    mode = precision(device_of(net))
+    mode = mode or precision(device_of(net))
     return evaluate_batches(net, ((mode.input(data.prepare(x[i:i + batch_size], train=False)),
                                    y[i:i + batch_size]) for i in range(0, x.size(0), batch_size)),
-                            top5)
+                            top5, mode)
 
 
 @torch.no_grad()
-def evaluate_batches(net, batches, top5=False):
+def evaluate_batches(net, batches, top5=False, mode=None):
     """`evaluate` over this rank's (input, label) batches, already on the device."""
     net = distributed.unwrapped(net)  # DDP's forward is for training steps only
-    mode = precision(device_of(net))
+    mode = mode or precision(device_of(net))
     was = net.training
     net.eval()
     meter = Meter(top5)
@@ -108,13 +114,14 @@ def evaluate_batches(net, batches, top5=False):
     return meter.result("eval")
 
 
-def test_metrics(net, data, top5=False):
+def test_metrics(net, data, mode, top5=False):
     """`evaluate` over the test split, in-memory or streamed (runner/data/imagenet.py)."""
     if getattr(data, "streamed", False):
-        return evaluate_batches(net, data.test_batches(256, precision(device_of(net))), top5)
-    return evaluate(net, data, data.test_x, data.test_y, top5=top5)
+        return evaluate_batches(net, data.test_batches(256, mode), top5, mode)
+    return evaluate(net, data, data.test_x, data.test_y, top5=top5, mode=mode)
 
 
-def valid_accuracy(net, data, valid_idx):
+def valid_accuracy(net, data, valid_idx, mode=None):
     """Eval-mode accuracy (%) on the alpha half of the train split (`valid_idx`)."""
-    return evaluate(net, data, data.train_x[valid_idx], data.train_y[valid_idx])["eval_acc"]
+    return evaluate(net, data, data.train_x[valid_idx], data.train_y[valid_idx],
+                    mode=mode)["eval_acc"]

@@ -72,9 +72,9 @@ def size_of(build, data, max_multiply_adds):
 
 
 @gin.configurable(denylist=["genotype", "space", "data", "tracker", "gen", "device", "ckpt_path",
-                            "resume"])
-def retrain(genotype, space, data, tracker, gen, device, ckpt_path=None, resume=None, C=36,
-            layers=20, epochs=600, batch_size=96, lr=0.025, momentum=0.9, weight_decay=3e-4,
+                            "resume", "mode"])
+def retrain(genotype, space, data, tracker, gen, device, ckpt_path=None, resume=None, mode=None,
+            C=36, layers=20, epochs=600, batch_size=96, lr=0.025, momentum=0.9, weight_decay=3e-4,
             grad_clip=5.0, auxiliary_weight=0.4, drop_path_prob=0.2, cutout=16, network="cifar",
             lr_schedule="cosine", lr_gamma=0.97, label_smoothing=0.0, top5=False,
             max_multiply_adds=None):
@@ -96,7 +96,7 @@ def retrain(genotype, space, data, tracker, gen, device, ckpt_path=None, resume=
     madds = size_of(lambda: build(False), data, max_multiply_adds)
     net = build().to(device)
     net = distributed.global_batch_norm(net)  # torchrun: the global batch's BN statistics
-    mode = precision(device)
+    mode = mode or precision(device)
     mode.model(net)
     trained = distributed.data_parallel(net)  # torchrun: gradients averaged over ranks
     tracker.tags(mode.tags())
@@ -126,7 +126,7 @@ def retrain(genotype, space, data, tracker, gen, device, ckpt_path=None, resume=
                                      f"{checkpoint.last_good(ckpt_path)}")
         metrics["lr"] = sched.get_last_lr()[0]
         sched.step()
-        test = test_metrics(net, data, top5)
+        test = test_metrics(net, data, mode, top5)
         best = max(best, test["eval_acc"])
         metrics.update(test_acc=test["eval_acc"], test_loss=test["eval_loss"],
                        best_test_acc=best, seconds=time.perf_counter() - t0)

@@ -39,7 +39,7 @@ def skip_conv_gap(net):
 def train_step(loop, ti, meter):
     """One method step on train indices `ti` and a fresh random valid batch of
     `loop.batch_size` images (darts-pt sota/cnn/train_search.py, train())."""
-    mode = loop.mode or precision(device_of(loop.net))
+    mode = loop.precision(loop.net)
     data, gen = loop.data, loop.gen
     vi = sample_batch(loop.valid_idx, loop.batch_size, gen)
     train, valid = train_batch(data, ti, mode, gen), train_batch(data, vi, mode, gen)
@@ -48,11 +48,11 @@ def train_step(loop, ti, meter):
     meter.update(logits, train[1], distributed.local_mean(loss, ti.numel(), train[1].numel()))
 
 
-def epoch_metrics(net, data, valid_idx, meter, lr, seconds, images, eval_valid):
+def epoch_metrics(net, data, valid_idx, meter, lr, seconds, images, eval_valid, mode):
     geno = net.genotype()
     out = meter.result("train")
     if eval_valid:  # eval-mode accuracy on the alpha half; the test split is never touched
-        v = evaluate(net, data, data.train_x[valid_idx], data.train_y[valid_idx])
+        v = evaluate(net, data, data.train_x[valid_idx], data.train_y[valid_idx], mode=mode)
         out.update(valid_acc=v["eval_acc"], valid_loss=v["eval_loss"])
     out.update(lr=lr, seconds=seconds, images_per_s=images / max(seconds, 1e-9),
                alpha_entropy=alpha_entropy(net), skip_count=geno.count("skip_connect"),
@@ -75,26 +75,54 @@ def resume_from(state, net, w_opt, sched, method, gen, tracker):
     return state["epoch"], list(state["alphas"].numpy())
 
 
-@gin.configurable(denylist=["net", "method", "data", "tracker", "gen", "ckpt_path", "resume"])
-def search(net, method, data, tracker, gen, ckpt_path, resume=None, epochs=50, batch_size=64,
-           lr=0.025, lr_min=0.001, momentum=0.9, weight_decay=3e-4, grad_clip=5.0,
-           train_portion=0.5, sample_with_replacement=True, eval_valid=True, keep_every=0):
-    """Train the supernet for `epochs`; returns the per-epoch alphas [epochs, types, edges, K].
+@gin.configurable("search")
+class Search:
+    """The supernet search settings, bound as `search.*`; calling it trains the supernet.
 
-    epochs = 0 trains nothing: selection then starts from the initial supernet. A checkpoint is written at every epoch boundary, before that epoch's metrics are logged;
-    `resume` is such a checkpoint to continue from. keep_every k > 0 also keeps a copy after
-    epochs k, 2k, ... (`search_epoch<k>.pt` beside it), for selection from mid-search supernets.
+    epochs = 0 trains nothing: selection then starts from the initial supernet. keep_every
+    k > 0 also keeps a copy of the checkpoint after epochs k, 2k, ... (`search_epoch<k>.pt`
+    beside it), for selection from mid-search supernets.
     """
-    mode = precision(device_of(net))
+
+    def __init__(self, epochs=50, batch_size=64, lr=0.025, lr_min=0.001, momentum=0.9,
+                 weight_decay=3e-4, grad_clip=5.0, sample_with_replacement=True, eval_valid=True,
+                 keep_every=0):
+        self.epochs, self.batch_size, self.lr, self.lr_min = epochs, batch_size, lr, lr_min
+        self.momentum, self.weight_decay, self.grad_clip = momentum, weight_decay, grad_clip
+        self.sample_with_replacement, self.eval_valid = sample_with_replacement, eval_valid
+        self.keep_every = keep_every
+
+    def snapshot_epochs(self):
+        """The epochs after which a copy of the supernet is kept (`keep_every`)."""
+        return list(range(self.keep_every, self.epochs + 1, self.keep_every)) \
+            if self.keep_every else []
+
+    def __call__(self, net, method, data, tracker, gen, ckpt_path, resume=None, mode=None):
+        """Train the supernet for `epochs`; returns the per-epoch alphas [epochs, types, edges,
+        K]. A checkpoint is written at every epoch boundary, before that epoch's metrics are
+        logged; `resume` is such a checkpoint to continue from. mode: the run's precision
+        switches (None: resolved for the net's device)."""
+        return _search(net, method, data, tracker, gen, ckpt_path, resume, mode, self)
+
+
+def search(net, method, data, tracker, gen, ckpt_path, resume=None, mode=None, **settings):
+    """`Search(**settings)` run once (settings left out come from the `search.*` bindings)."""
+    return Search(**settings)(net, method, data, tracker, gen, ckpt_path, resume, mode)
+
+
+def _search(net, method, data, tracker, gen, ckpt_path, resume, mode, cfg):
+    epochs, batch_size, keep_every = cfg.epochs, cfg.batch_size, cfg.keep_every
+    mode = mode or precision(device_of(net))
     mode.model(net)  # channels_last before the optimiser sees the parameters
     distributed.global_batch_norm(net)  # torchrun: BN over the global batch, as one process
     tracker.tags(mode.tags())
-    w_opt = torch.optim.SGD(net.weights(), lr, momentum=momentum, weight_decay=weight_decay)
+    w_opt = torch.optim.SGD(net.weights(), cfg.lr, momentum=cfg.momentum,
+                            weight_decay=cfg.weight_decay)
     # cosine to lr_min over `epochs`, stepped after each epoch: epoch 0 runs at lr, as darts-pt
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, epochs, eta_min=lr_min)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, epochs, eta_min=cfg.lr_min)
     method.setup(net)
-    train_idx, valid_idx = data.search_halves(train_portion)
-    loop = Loop(net, data, gen, valid_idx, method, w_opt, batch_size, grad_clip, mode)
+    train_idx, valid_idx = data.search_halves()
+    loop = Loop(net, data, gen, valid_idx, method, w_opt, batch_size, cfg.grad_clip, mode)
     start, alphas = 0, []
     if resume is not None:
         start, alphas = resume_from(resume, net, w_opt, sched, method, gen, tracker)
@@ -103,7 +131,7 @@ def search(net, method, data, tracker, gen, ckpt_path, resume=None, epochs=50, b
         bs = loop.batch_size = method.batch_size(epoch, batch_size)  # SGAS grows it
         method.begin_epoch(net, epoch, epochs, "search")
         net.train()
-        order = None if sample_with_replacement else shuffled_batches(train_idx, bs, gen)
+        order = None if cfg.sample_with_replacement else shuffled_batches(train_idx, bs, gen)
         for s in range(-(-train_idx.numel() // bs)):  # len(train_loader) steps
             # darts-pt's train() draws each step's batch from a new iterator: with replacement
             ti = sample_batch(train_idx, bs, gen) if order is None else order[s]
@@ -115,7 +143,7 @@ def search(net, method, data, tracker, gen, ckpt_path, resume=None, epochs=50, b
         method.end_epoch(net, epoch, "search")
         metrics, geno = epoch_metrics(net, data, valid_idx, meter, cur_lr,
                                       time.perf_counter() - t0,
-                                      distributed.all_sum([meter.n])[0], eval_valid)
+                                      distributed.all_sum([meter.n])[0], cfg.eval_valid, mode)
         metrics = {f"search/{k}": v for k, v in metrics.items()}
         alphas.append(net.alphas.detach().cpu().numpy().copy())
         if ckpt_path and distributed.is_main():  # the other ranks hold the same state
