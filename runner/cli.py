@@ -33,11 +33,28 @@ def parser():
 
 
 def list_experiments(root=REPO_GIN):
-    """Print each top-level experiment file with the first line of its header."""
-    for path in sorted(glob.glob(os.path.join(root, "*.gin"))):
-        with open(path) as f:
-            first = f.readline().lstrip("# ").strip()
-        print(f"gin/{os.path.basename(path):28s} {first}")
+    """Print each top-level experiment file with the first sentence of its header."""
+    paths = sorted(glob.glob(os.path.join(root, "*.gin")))
+    width = max((len(os.path.basename(p)) for p in paths), default=0) + len("gin/")
+    for path in paths:
+        print(f"{'gin/' + os.path.basename(path):{width}s}  {header_sentence(path)}")
+
+
+def header_sentence(path):
+    """The header's first sentence: its comment lines joined up to the first '.' that ends a
+    line, or up to the first 'Field:' line (Command:, Needs:, ...)."""
+    words = []
+    with open(path) as f:
+        for line in f:
+            if not line.startswith("#"):
+                break
+            text = line.lstrip("#").strip()
+            if not text or (words and text.split(" ", 1)[0].endswith(":")):
+                break
+            words.append(text)
+            if text.endswith("."):
+                break
+    return " ".join(words)
 
 
 def main(argv=None):
@@ -72,12 +89,13 @@ def run_command(args, argv, who):
                                  f"seeds.workers = {args.workers}"] if args.workers else [])
         from runner.config import configurables  # noqa: F401
 
-        args.gin = parse_config(args.gin, bindings)
-        signal.signal(signal.SIGTERM, _terminate)  # preemption: mark the run KILLED
-        from runner.lifecycle.modes import run_command as run_mode
+        from runner.lifecycle.modes import file_default, run_command as run_mode
         from runner.lifecycle.settings import Call
 
-        summary = run_mode(Call(args.gin, args.bind, args.resume, argv))
+        default = file_default(args.gin, bindings)  # what the experiment file alone runs
+        args.gin = parse_config(args.gin, bindings)
+        signal.signal(signal.SIGTERM, _terminate)  # preemption: mark the run KILLED
+        summary = run_mode(Call(args.gin, args.bind, args.resume, argv, file_default=default))
     except KeyboardInterrupt:
         print("runner: interrupted; the MLflow run is marked KILLED and its checkpoints kept; "
               "continue it with --resume", file=sys.stderr)

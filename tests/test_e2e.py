@@ -281,7 +281,11 @@ def test_experiment_runs_and_is_tracked(exp, data_root, tracking, capsys, tmp_pa
     for key, value in expected_tags(exp, argv).items():
         assert tags.get(key) == value, key
     assert tags["git_commit"] == git_head()
-    assert run.info.run_name == f"{name}-seed{tags['seed']}"
+    # the run name carries method and selector when the command (here tiny.gin, which tunes
+    # between decisions) makes the selector other than the experiment file's own
+    own = expected_selector(expected_bindings([exp]))
+    middle = "" if own == tags["selector"] else f"-{tags['method']}-{tags['selector']}"
+    assert run.info.run_name == f"{name}{middle}-seed{tags['seed']}"
 
 
 # ------------------------------------------------------------------- 3. error cases

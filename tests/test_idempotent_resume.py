@@ -43,7 +43,7 @@ def test_resume_of_a_finished_run_does_nothing_and_says_where_it_is(tmp_path):
         assert out.returncode == 0, out.stderr
         assert "search 1/" not in out.stdout  # no training
         assert out.stdout.strip() == (
-            f"runner: run {run.info.run_id} ('done-seed2' in experiment 'done') already "
+            f"runner: run {run.info.run_id} ('done-darts-pt-seed2' in experiment 'done') already "
             f"FINISHED; its results are in MLflow and outputs/{run.info.run_id}; "
             "nothing to resume")
     (again,) = runs(client, "done")
@@ -84,7 +84,7 @@ def test_two_resumes_at_once_one_proceeds_and_a_third_takes_over_a_dead_holder(t
         first.wait()
     lines = [ln for ln in second.stderr.splitlines() if ln.startswith("runner:")]
     assert second.returncode == 2 and len(lines) == 1, second.stderr
-    assert lines[0].startswith(f"runner: error: RunLocked: run {run.info.run_id} ('twice-seed2') "
+    assert lines[0].startswith(f"runner: error: RunLocked: run {run.info.run_id} ('twice-darts-pt-seed2') "
                                f"is being run by process {holder}")
     (run,) = runs(client, "twice")
     assert run.info.status == "RUNNING"  # the refused process did not touch it

@@ -55,8 +55,8 @@ def test_the_sweep_file_runs_a_sweep(clean_gin):
 
 
 def name_for(files, *bindings):
-    call = Call(parse_config(files, list(bindings)), list(bindings))
-    call.file_default = file_default(call)
+    default = file_default(files, list(bindings))
+    call = Call(parse_config(files, list(bindings)), list(bindings), file_default=default)
     settings = RunSettings()
     p = Parts(call, settings, None, None, None, None, None, None,
               method=settings.method(), selector=Selector())

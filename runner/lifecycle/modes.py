@@ -132,26 +132,23 @@ def choose(call):
     return name, lambda: open_run(call, settings, name, SINGLE[name])
 
 
-def file_default(call):
+def file_default(gin_files, bindings):
     """(method, selector) names that the experiment file (the first --gin) gives alone, when
-    the command changes anything on top of it; None otherwise. Parses the file again, then
-    the whole command: call it before any configurable is built."""
+    the command changes anything on top of it; None otherwise. It parses that file alone:
+    call it before the command's own parse."""
     from runner.config import parse_config
     from runner.selection.select import Selector
 
-    if len(call.gin_files) < 2 and not call.bindings:
+    if len(gin_files) < 2 and not bindings:
         return None
     try:
-        parse_config(call.gin_files[:1], [])
+        parse_config(gin_files[:1], [])
         settings = RunSettings()
         return (settings.method().name, Selector().name) if settings.method else None
     except Exception:  # noqa: BLE001 - a file that needs the command's other parts: no default
         return None
-    finally:
-        parse_config(call.gin_files, call.bindings)
 
 
 def run_command(call):
     """Run what the parsed command asks for; returns its summary."""
-    call.file_default = file_default(call)
     return choose(call)[1]()

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from runner.training import distributed
 from runner.selection import pt_batched
+from runner.training import progress
 from runner.training.loops import Meter, shuffled_batches, train_batch
 from spaces.cell import first_argmax
 
@@ -130,7 +131,12 @@ class Perturbation:
         are not summed over ranks)."""
         if (self.masks_per_pass == 1 or len(mask_sets) == 1 or net.space.has("noise")
                 or distributed.ranks().world > 1):
-            return [self.measure(net, loop, m) for m in mask_sets]
+            with progress.bar(len(mask_sets), "PT scoring", distributed.is_main()) as bar:
+                out = []
+                for m in mask_sets:
+                    out.append(self.measure(net, loop, m))
+                    bar.update(1)
+                return out
         out, mode = [], loop.precision(net)
         for i in range(0, len(mask_sets), self.masks_per_pass):
             chunk = mask_sets[i:i + self.masks_per_pass]

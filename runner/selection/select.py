@@ -118,7 +118,7 @@ def tune_epoch(loop, train_idx, bar=None):
     return meter.result("tune")
 
 
-def fine_tune(loop, train_idx, epochs, total, report=None):
+def fine_tune(loop, train_idx, epochs, total, report=None, round_=None):
     """The tune epochs `epochs` (indices into `total`), each inside the method's epoch hooks;
     `report` (runner/training/progress.py) prints a line per epoch."""
     for ep in epochs:
@@ -129,7 +129,7 @@ def fine_tune(loop, train_idx, epochs, total, report=None):
             result = tune_epoch(loop, train_idx, bar)
         loop.method.end_epoch(loop.net, ep, "tune")
         if report is not None:
-            report.tune_epoch(ep, total, result, time.perf_counter() - t0)
+            report.tune_epoch(ep, total, result, time.perf_counter() - t0, round_)
 
 
 @gin.configurable("select")
@@ -193,7 +193,7 @@ class Selector:
                    if open_edges(net, cell) or open_nodes(net, cell)]
             fine_tune(loop, train_idx,
                       range(starts[r], starts[r + 1] if r + 1 < rounds else total_tune),
-                      total_tune, report)
+                      total_tune, report, r)
             after = (valid_accuracy(net, data, valid_idx, mode) if self.tune_epochs
                      else float("nan"))
             geno = net.genotype()  # decided edges as decided, magnitude on the open ones

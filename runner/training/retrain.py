@@ -9,18 +9,22 @@ import numpy as np
 import torch
 
 from runner.training import distributed
-from runner.training import checkpoint, rng
+from runner.training import checkpoint, progress, rng
 from runner.training.loops import Meter, shuffled_batches, test_metrics, train_batch
 from runner.training.precision import precision
 from spaces.cell import count_params
 from spaces.madds import multiply_adds
 
 
-def train_epoch(net, opt, batches, grad_clip, aux_weight, mode, smoothing=0.0, top5=False):
-    """One epoch of steps on `batches`: (input, label, global batch size) of this rank."""
+def train_epoch(net, opt, batches, grad_clip, aux_weight, mode, smoothing=0.0, top5=False,
+                bar=None):
+    """One epoch of steps on `batches`: (input, label, global batch size) of this rank; `bar`
+    (runner/training/progress.py) counts them."""
     net.train()
     meter = Meter(top5)
     for x, y, n in batches:
+        if bar is not None:
+            bar.update(1)
         with mode.autocast():
             logits, aux = net(x)
             loss = distributed.scaled_loss(logits, y, n, smoothing)
@@ -118,9 +122,11 @@ def retrain(genotype, space, data, tracker, gen, device, ckpt_path=None, resume=
         t0 = time.perf_counter()
         net.drop_path_prob = drop_path_prob * epoch / epochs  # linear ramp from 0, as darts-pt
         distributed.drop_path_stream(gen.initial_seed(), epoch)
-        metrics = train_epoch(trained, opt, epoch_batches(data, gen, batch_size, cutout, mode,
-                                                          epoch),
-                              grad_clip, auxiliary_weight, mode, label_smoothing, top5)
+        steps = -(-len(data.train_y) // batch_size) if hasattr(data, "train_y") else None
+        with progress.bar(steps, f"retrain {epoch + 1}/{epochs}", distributed.is_main()) as bar:
+            metrics = train_epoch(trained, opt, epoch_batches(data, gen, batch_size, cutout,
+                                                              mode, epoch),
+                                  grad_clip, auxiliary_weight, mode, label_smoothing, top5, bar)
         if not np.isfinite(metrics["train_loss"]):
             raise FloatingPointError(f"non-finite retrain loss in epoch {epoch}; "
                                      f"{checkpoint.last_good(ckpt_path)}")

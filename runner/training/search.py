@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from runner.training import distributed
-from runner.training import checkpoint, rng
+from runner.training import checkpoint, progress, rng
 from runner.training.loops import (Loop, Meter, evaluate, sample_batch, shuffled_batches,
                                    train_batch)
 from runner.training.precision import device_of, precision
@@ -132,10 +132,14 @@ def _search(net, method, data, tracker, gen, ckpt_path, resume, mode, cfg):
         method.begin_epoch(net, epoch, epochs, "search")
         net.train()
         order = None if cfg.sample_with_replacement else shuffled_batches(train_idx, bs, gen)
-        for s in range(-(-train_idx.numel() // bs)):  # len(train_loader) steps
-            # darts-pt's train() draws each step's batch from a new iterator: with replacement
-            ti = sample_batch(train_idx, bs, gen) if order is None else order[s]
-            train_step(loop, ti, meter)
+        steps = -(-train_idx.numel() // bs)  # len(train_loader) steps
+        with progress.bar(steps, f"search {epoch + 1}/{epochs}", distributed.is_main()) as bar:
+            for s in range(steps):
+                # darts-pt's train() draws each step's batch from a new iterator: with
+                # replacement
+                ti = sample_batch(train_idx, bs, gen) if order is None else order[s]
+                train_step(loop, ti, meter)
+                bar.update(1)
         sched.step()
         if not np.isfinite(float(meter.loss)):
             raise FloatingPointError(f"non-finite search loss in epoch {epoch}; "
