@@ -7,7 +7,7 @@ import pytest
 
 from helpers import ROOT
 from runner.config import configurables  # noqa: F401  (parse_config needs them registered)
-from runner.config import flat_bindings, overridden_in, parse_config
+from runner.config import bound_keys, flat_bindings, parse_config
 
 GIN = ROOT / "gin"
 PARTS = ("spaces", "methods", "selectors", "data", "retrain")
@@ -17,7 +17,7 @@ INCLUDE = re.compile(r"^include .*$", re.M)
 
 def keys_of(folder):
     """Every key a file of the folder binds, its includes resolved."""
-    return {path.name: set(overridden_in(str(path), set())) for path in (GIN / folder).glob("*.gin")}
+    return {path.name: set(bound_keys(str(path))) for path in (GIN / folder).glob("*.gin")}
 
 
 @pytest.mark.parametrize("a,b", list(itertools.combinations(PARTS, 2)))
@@ -29,7 +29,7 @@ def test_no_key_is_bound_by_two_kinds_of_part(a, b):
 
 
 def test_the_split_of_the_train_set_is_bound_once():
-    every = [set(overridden_in(str(p), set())) for p in GIN.rglob("*.gin")]
+    every = [set(bound_keys(str(p))) for p in GIN.rglob("*.gin")]
     assert not any(k.endswith("train_portion") and k != "dataset.train_portion"
                    for keys in every for k in keys)
 

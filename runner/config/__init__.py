@@ -78,16 +78,10 @@ BINDING = re.compile(r"^\s*([A-Za-z_][\w./]*)\s*=")
 INCLUDE = re.compile(r"^\s*include\s+['\"]([^'\"]+)['\"]")
 
 
-def overridden(files, bindings):
-    """The keys ('configurable.param') that `files` (their includes too) and `bindings` bind:
-    what a command changes on top of its experiment file (read as text, not evaluated)."""
-    keys = [m.group(1) for b in bindings for m in [BINDING.match(b)] if m]
-    for path in files:
-        keys += overridden_in(path, set())
-    return keys
-
-
-def overridden_in(path, seen):
+def bound_keys(path, seen=None):
+    """The keys ('configurable.param') a gin file binds, its includes' too (read as text, not
+    evaluated; tests/test_gin_files.py checks the part files bind disjoint keys)."""
+    seen = set() if seen is None else seen
     if path in seen:
         return []
     seen.add(path)
@@ -97,10 +91,10 @@ def overridden_in(path, seen):
             inc, key = INCLUDE.match(line), BINDING.match(line)
             if inc:
                 try:
-                    keys += overridden_in(gin_file(os.path.join(gin_root(path), inc.group(1))),
-                                          seen)
+                    keys += bound_keys(gin_file(os.path.join(gin_root(path), inc.group(1))),
+                                       seen)
                 except FileNotFoundError:
-                    keys += overridden_in(gin_file(inc.group(1)), seen)
+                    keys += bound_keys(gin_file(inc.group(1)), seen)
             elif key:
                 keys.append(key.group(1))
     return keys

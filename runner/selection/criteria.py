@@ -10,9 +10,8 @@ import gin
 import torch
 import torch.nn.functional as F
 
-from runner.training import distributed
+from runner.training import distributed, progress
 from runner.selection import pt_batched
-from runner.training import progress
 from runner.training.loops import Meter, shuffled_batches, train_batch
 from spaces.cell import first_argmax
 

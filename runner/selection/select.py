@@ -11,11 +11,9 @@ import gin
 import numpy as np
 import torch
 
-from runner.training import distributed
+from runner.training import checkpoint, distributed, progress, rng
 from runner.selection.lookup import decision_columns
-from runner.training import checkpoint, rng
 from runner.selection.criteria import Magnitude, Perturbation  # noqa: F401  (gin configurables)
-from runner.training import progress
 from runner.training.loops import Loop, Meter, shuffled_batches, valid_accuracy
 from runner.training.precision import device_of, precision
 from runner.training.search import train_step

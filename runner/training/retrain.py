@@ -8,8 +8,7 @@ import gin
 import numpy as np
 import torch
 
-from runner.training import distributed
-from runner.training import checkpoint, progress, rng
+from runner.training import checkpoint, distributed, progress, rng
 from runner.training.loops import Meter, shuffled_batches, test_metrics, train_batch
 from runner.training.precision import precision
 from spaces.cell import count_params

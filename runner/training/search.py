@@ -10,8 +10,7 @@ import gin
 import numpy as np
 import torch
 
-from runner.training import distributed
-from runner.training import checkpoint, progress, rng
+from runner.training import checkpoint, distributed, progress, rng
 from runner.training.loops import (Loop, Meter, evaluate, sample_batch, shuffled_batches,
                                    train_batch)
 from runner.training.precision import device_of, precision
