@@ -61,28 +61,30 @@ class Discretisation:
         rng = np.random.RandomState(seed if self.edge_seed is None else self.edge_seed)
         return sorted(int(e) for e in rng.choice(n, min(self.num_edges, n), replace=False))
 
-    def __call__(self, net, method, data, tracker, gen, seed, source=None):
+    def __call__(self, net, method, data, tracker, gen, seed, source=None, mode=None):
         """`source` (the run whose supernet this is) is part of every analysis' call; the
-        discretisation needs only the supernet."""
+        discretisation needs only the supernet. mode: the run's precision switches (None:
+        resolved for the net's device)."""
         spec = net.space.cell
         cell = self.cell_type or spec.types[0]
         t = spec.type_index(cell)
         edges = self.chosen_edges(net, seed)
         tracker.tags({"analysis": self.name, "analysis_cell": cell,
                       "analysis_edges": ",".join(map(str, edges))})
-        precision(device_of(net)).model(net)
+        mode = mode or precision(device_of(net))
+        mode.model(net)
         start = copy.deepcopy((net.state_dict(), method.state_dict(), gen.get_state()))
         alpha = torch.softmax(net.alphas.detach()[t], -1).cpu().tolist()
         rows = []
         for e in edges:
             for k, op in enumerate(net.space.ops(t)[e]):
-                acc = self.converged_accuracy(net, method, data, gen, start, cell, e, k)
+                acc = self.converged_accuracy(net, method, data, gen, start, cell, e, k, mode)
                 rows.append({"edge": e, "op": op, "alpha": alpha[e][k], "disc_acc": acc})
         net.load_state_dict(start[0])
         method.load_state_dict(start[1])
         return log(tracker, rows, cell)
 
-    def converged_accuracy(self, net, method, data, gen, start, cell, edge, op):
+    def converged_accuracy(self, net, method, data, gen, start, cell, edge, op, mode):
         """Valid accuracy after fixing `edge` to `op` and tune_epochs of fine-tuning."""
         net.load_state_dict(start[0])
         method.load_state_dict(start[1])
@@ -91,9 +93,9 @@ class Discretisation:
         train_idx, valid_idx = data.search_halves()
         opt = torch.optim.SGD(net.weights(), **self.opt) if self.tune_epochs else None
         loop = Loop(net, data, gen, valid_idx, method, opt, self.batch_size, self.grad_clip,
-                    precision(device_of(net)))
+                    mode)
         fine_tune(loop, train_idx, range(self.tune_epochs), self.tune_epochs)
-        return valid_accuracy(net, data, valid_idx)
+        return valid_accuracy(net, data, valid_idx, mode)
 
 
 def edge_summary(rows):

@@ -117,20 +117,21 @@ class EdgeShuffling:
         self.shuffles, self.depth, self.C = shuffles, baseline_depth, baseline_C
         self.epochs, self.lr, self.batch_size = baseline_epochs, baseline_lr, batch_size
 
-    def __call__(self, net, method, data, tracker, gen, seed, source=None):
+    def __call__(self, net, method, data, tracker, gen, seed, source=None, mode=None):
         """`source` (the run whose supernet this is) is part of every analysis' call; the
-        shuffles need only the supernet."""
+        shuffles need only the supernet. mode: the run's precision switches (None: resolved
+        for the data's device)."""
+        mode = mode or precision(data.train_y.device)
         rng = np.random.RandomState(seed)
         rows = [measure("supernet", net, data, rng, self.shuffles, shuffled_supernet)]
         for name, residual in (("vgg", False), ("resnet", True)):
             torch.manual_seed(seed)
             base = Baseline(residual, self.depth, self.C, data.in_channels, data.num_classes)
-            self.train(base.to(data.train_y.device), data, gen)
+            self.train(base.to(data.train_y.device), data, gen, mode)
             rows.append(measure(name, base, data, rng, self.shuffles, shuffled_baseline))
         return log(tracker, rows)
 
-    def train(self, net, data, gen):
-        mode = precision(data.train_y.device)
+    def train(self, net, data, gen, mode):
         opt = torch.optim.SGD(net.parameters(), self.lr, momentum=0.9, weight_decay=3e-4)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(self.epochs, 1))
         for _ in range(self.epochs):

@@ -15,8 +15,9 @@ class SkipGap:
 
     name = "skip_gap"
 
-    def __call__(self, net, method, data, tracker, gen, seed, source):
-        """`source`: the run that trained the supernet (this run, or `source.run`)."""
+    def __call__(self, net, method, data, tracker, gen, seed, source, mode=None):
+        """`source`: the run that trained the supernet (this run, or `source.run`); nothing
+        trains, so `mode` is not used."""
         rows = epochs_table(tracker, source)
         if not rows:
             raise ValueError(f"run {source} logged no search/alpha_skip_minus_conv: its space "

@@ -40,7 +40,7 @@ def analysis(p):
     net = phases.loaded_supernet(p) if p.source.run else phases.trained_supernet(p)
     phases.reseed(p)  # as selection: the same supernet and seed, the same result
     out = p.settings.analysis(net, p.method, p.data, p.tracker, p.gen, p.seed,
-                              p.source.run or p.tracker.run_id)
+                              p.source.run or p.tracker.run_id, mode=p.mode)
     return {"run_id": p.tracker.run_id, "space": p.space.name, **out}
 
 
