@@ -1,4 +1,5 @@
 """Paths and command lines shared by every test file: one ROOT, one argv builder."""
+import re
 import sys
 from pathlib import Path
 
@@ -64,3 +65,22 @@ def analysis_table(client, run_id, name, tmp_path):
     path = client.download_artifacts(run_id, f"analysis/{name}.csv", str(tmp_path / run_id))
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+def gin_statements(path):
+    """('include', file) and ('bind', key, value text) in file order, comments dropped (a value
+    that spans lines keeps its first line: the keys are what the readers need)."""
+    out = []
+    for line in open(path).read().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        m = re.fullmatch(r"include\s+'([^']+)'", line)
+        if m:
+            out.append(("include", m.group(1)))
+            continue
+        if "=" not in line or line[0] in "'\"{[(":  # inside a value that spans lines
+            continue
+        key, value = (s.strip() for s in line.split("=", 1))
+        out.append(("bind", key, value))
+    return out

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from fixtures import all_gin_files, experiment_files
-from helpers import GIN_DIR, ROOT, TINY, run_cli, tiny_argv
+from helpers import GIN_DIR, ROOT, TINY, gin_statements, run_cli, tiny_argv
 from runner.training import checkpoint
 from runner.config import configurables  # noqa: F401  (parse_config needs them registered)
 from runner.cli import main
@@ -39,24 +39,8 @@ def rel(path):
     return str(path.relative_to(GIN_DIR))
 
 
-def _statements(path):
-    """('include', file) and ('bind', key, value text) in file order, comments dropped."""
-    out = []
-    for line in open(path).read().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        m = re.fullmatch(r"include\s+'([^']+)'", line)
-        if m:
-            out.append(("include", m.group(1)))
-            continue
-        key, value = (s.strip() for s in line.split("=", 1))
-        out.append(("bind", key, value))
-    return out
-
-
 def includes_of(path):
-    return [s[1] for s in _statements(path) if s[0] == "include"]
+    return [s[1] for s in gin_statements(path) if s[0] == "include"]
 
 
 def _param_text(value):
@@ -72,7 +56,7 @@ def expected_bindings(files, binds=()):
     out = {}
 
     def visit(path):
-        for s in _statements(path):
+        for s in gin_statements(path):
             if s[0] == "include":
                 visit(GIN_DIR / s[1])
             else:

@@ -5,9 +5,9 @@ import re
 
 import pytest
 
-from helpers import ROOT
+from helpers import ROOT, gin_statements
 from runner.config import configurables  # noqa: F401  (parse_config needs them registered)
-from runner.config import bound_keys, flat_bindings, parse_config
+from runner.config import flat_bindings, parse_config
 
 GIN = ROOT / "gin"
 PARTS = ("spaces", "methods", "selectors", "data", "retrain")
@@ -15,9 +15,17 @@ EXPERIMENTS = sorted(p for p in GIN.glob("*.gin"))
 INCLUDE = re.compile(r"^include .*$", re.M)
 
 
+def bound_keys(path):
+    """The keys a gin file binds, its includes' too (they resolve under gin/)."""
+    keys = []
+    for s in gin_statements(path):
+        keys += bound_keys(GIN / s[1]) if s[0] == "include" else [s[1]]
+    return keys
+
+
 def keys_of(folder):
     """Every key a file of the folder binds, its includes resolved."""
-    return {path.name: set(bound_keys(str(path))) for path in (GIN / folder).glob("*.gin")}
+    return {path.name: set(bound_keys(path)) for path in (GIN / folder).glob("*.gin")}
 
 
 @pytest.mark.parametrize("a,b", list(itertools.combinations(PARTS, 2)))
@@ -29,7 +37,7 @@ def test_no_key_is_bound_by_two_kinds_of_part(a, b):
 
 
 def test_the_split_of_the_train_set_is_bound_once():
-    every = [set(bound_keys(str(p))) for p in GIN.rglob("*.gin")]
+    every = [set(bound_keys(p)) for p in GIN.rglob("*.gin")]
     assert not any(k.endswith("train_portion") and k != "dataset.train_portion"
                    for keys in every for k in keys)
 

@@ -4,7 +4,6 @@ Used by the entry point (runner/cli.py) and by every sweep trial (runner/sweeps/
 """
 import logging
 import os
-import re
 
 import gin
 
@@ -72,32 +71,6 @@ def one_line(exc):
     text = str(exc).split("\n  In call to configurable")[0]
     text = " ".join(text.split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-BINDING = re.compile(r"^\s*([A-Za-z_][\w./]*)\s*=")
-INCLUDE = re.compile(r"^\s*include\s+['\"]([^'\"]+)['\"]")
-
-
-def bound_keys(path, seen=None):
-    """The keys ('configurable.param') a gin file binds, its includes' too (read as text, not
-    evaluated; tests/test_gin_files.py checks the part files bind disjoint keys)."""
-    seen = set() if seen is None else seen
-    if path in seen:
-        return []
-    seen.add(path)
-    keys = []
-    with open(path) as f:
-        for line in f:
-            inc, key = INCLUDE.match(line), BINDING.match(line)
-            if inc:
-                try:
-                    keys += bound_keys(gin_file(os.path.join(gin_root(path), inc.group(1))),
-                                       seen)
-                except FileNotFoundError:
-                    keys += bound_keys(gin_file(inc.group(1)), seen)
-            elif key:
-                keys.append(key.group(1))
-    return keys
 
 
 # --- the parsed bindings as MLflow params -------------------------------------------------

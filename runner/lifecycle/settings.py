@@ -43,7 +43,6 @@ class Source:
         self.run, self.epoch = run, epoch
 
 
-
 @dataclass
 class Call:
     """How a run was asked for, beside its gin settings: the files and bindings (logged, and
