@@ -35,6 +35,15 @@ def _train_mode(net):
             net.train(False)
 
 
+def masked_mixing(net, masked):
+    """(mixing weights, active ops) with `masked` (cell, edge, op|None) zeroed; no
+    renormalisation, as darts-pt."""
+    w = net.mixing_weights().detach().clone()
+    for c, e, k in masked:
+        w[net.space.cell.type_index(c), e, slice(None) if k is None else k] = 0.0
+    return w, net.active_ops(masked)
+
+
 def _score(r):
     return {"acc": r["masked_acc"], "loss": r["masked_loss"]}
 
@@ -57,6 +66,10 @@ class Magnitude:
 
     def op_scores(self, net, cell, edge, loop):
         return [{"weight": w} for w in self._softmax(net, cell)[edge]]
+
+    def rank(self, s):
+        """Lower is an op more worth keeping (the global edge orders compare edges by it)."""
+        return -s["weight"]
 
     def choose_op(self, net, cell, edge, scores):
         return first_argmax([s["weight"] for s in scores], op_candidates(net, cell, edge))
@@ -105,10 +118,7 @@ class Perturbation:
     @torch.no_grad()
     def measure(self, net, loop, masked):
         """Accuracy and loss with `masked` (cell, edge, op|None) zeroed, no renormalisation."""
-        w = net.mixing_weights().detach().clone()
-        for c, e, k in masked:
-            w[net.space.cell.type_index(c), e, slice(None) if k is None else k] = 0.0
-        active = net.active_ops(masked)
+        w, active = masked_mixing(net, masked)
         data, gen, idx, mode = loop.data, loop.gen, loop.valid_idx, loop.precision(net)
         with _train_mode(net):  # BN uses batch statistics while scoring, as darts-pt
             meter, seen = Meter(), 0
@@ -150,6 +160,10 @@ class Perturbation:
         cands = op_candidates(net, cell, edge, self.none_candidate)
         got = dict(zip(cands, self.measure_all(net, loop, [[(cell, edge, k)] for k in cands])))
         return [got.get(k) for k in range(len(net.space.ops(cell)[edge]))]
+
+    def rank(self, s):
+        """Lower is an op more worth keeping: its removal hurts more."""
+        return s["acc"] if self.crit == "acc" else -s["loss"]
 
     def _worse(self, a, b):
         """True when score a hurts more than b (lower acc, or higher loss); strict."""

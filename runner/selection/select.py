@@ -14,6 +14,7 @@ import torch
 from runner.training import checkpoint, distributed, progress, rng
 from runner.selection.lookup import decision_columns
 from runner.selection.criteria import Magnitude, Perturbation  # noqa: F401  (gin configurables)
+from runner.selection.zero_cost import ZeroCost  # noqa: F401  (gin configurable)
 from runner.training.loops import Loop, Meter, shuffled_batches, valid_accuracy
 from runner.training.precision import device_of, precision
 from runner.training.search import train_step
@@ -52,25 +53,50 @@ def genotype_from_decisions(net, gene_order=None):
     return net.space.genotype(genes)
 
 
-def pick(items, rng):
-    """Next edge or node: uniform from the dedicated generator ('random'), else the lowest."""
+EDGE_ORDERS = ("random", "fixed", "reverse", "global_op_greedy", "global_edge_greedy")
+
+
+def pick(items, rng, order="random"):
+    """Next edge or node: uniform from the dedicated generator ('random', and the topology
+    decisions of the global orders, as the authors of Zero-Cost-PT), the last ('reverse'),
+    else the lowest ('fixed')."""
+    if order == "reverse":
+        return items[-1]
     return int(rng.choice(items)) if rng is not None else items[0]
 
 
-def decide(net, cell, criterion, loop, rng):
+def next_edge(net, cell, edges, criterion, loop, rng, order):
+    """(edge to decide, its op scores). The global orders score every open edge first (the
+    Zero-Cost-PT authors' global_op_greedy / global_edge_greedy): the edge holding the op of
+    best rank, or the edge of best mean rank over its candidates; the first on ties. The chosen
+    edge's op is then chosen from the same scores (the authors' NAS-Bench-201 code scores that
+    edge once more on a fresh minibatch)."""
+    if not order.startswith("global"):
+        e = pick(edges, rng, order)
+        return e, criterion.op_scores(net, cell, e, loop)
+    every = {e: criterion.op_scores(net, cell, e, loop) for e in edges}
+    ranks = {e: [criterion.rank(s) for s in every[e] if s is not None] for e in edges}
+    key = min if order == "global_op_greedy" else (lambda r: float(np.mean(r)))
+    best = None
+    for e in edges:
+        if best is None or key(ranks[e]) < key(ranks[best]):
+            best = e
+    return best, every[best]
+
+
+def decide(net, cell, criterion, loop, rng, order="random"):
     """One decision for `cell`: an op on an open edge, else the inputs of an open node."""
     t0 = time.perf_counter()
     edges = open_edges(net, cell)
     if edges:
-        e = pick(edges, rng)
-        scores = criterion.op_scores(net, cell, e, loop)
+        e, scores = next_edge(net, cell, edges, criterion, loop, rng, order)
         k = criterion.choose_op(net, cell, e, scores)
         net.fix_edge(cell, e, k)
         names = list(net.space.ops(cell)[e])
         rec = {"kind": "op", "cell": cell, "where": e, "candidates": names,
                "scores": scores, "chosen": names[k]}
     else:
-        node = pick(open_nodes(net, cell), rng)
+        node = pick(open_nodes(net, cell), rng, order)
         eids = net.space.cell.node_edges()[node]
         kept, scores = criterion.keep_edges(net, cell, eids, loop)
         for e in eids:
@@ -136,7 +162,8 @@ class Selector:
 
     criterion: scores ops and inputs (runner/selection/criteria.py). tune_epochs: fine-tuning
     epochs after each round (0: none; with Magnitude that is the classic parse).
-    edge_order: 'random' or 'fixed'; edge_order_seed: seed of the edge-order generator (None:
+    edge_order: 'random', 'fixed' (lowest open edge first), 'reverse' (highest first), or
+    Zero-Cost-PT's 'global_op_greedy' and 'global_edge_greedy' (see next_edge); edge_order_seed: seed of the edge-order generator (None:
     the run's seed). schedule: 'sota' or 'nb201' spacing of the rounds (see decision_epochs).
     """
 
@@ -163,12 +190,13 @@ class Selector:
         (runner/selection/lookup.py), asked after every round for the cell the decision state
         gives. mode: the run's precision switches (None: resolved for the net's device).
         """
-        if self.edge_order not in ("random", "fixed"):  # inside the run: it fails as FAILED
-            raise ValueError(f"select.edge_order must be 'random' or 'fixed', not "
+        if self.edge_order not in EDGE_ORDERS:  # inside the run: it fails as FAILED
+            raise ValueError(f"select.edge_order must be one of {EDGE_ORDERS}, not "
                              f"{self.edge_order!r}")
         # dedicated edge-order generator: same supernet + seed -> same order (darts-pt: np.random)
         order_seed = seed if self.edge_order_seed is None else self.edge_order_seed
-        order_rng = np.random.RandomState(order_seed) if self.edge_order == "random" else None
+        order_rng = (np.random.RandomState(order_seed)
+                     if self.edge_order not in ("fixed", "reverse") else None)
         mode = mode or precision(device_of(net))
         mode.model(net)  # a supernet loaded from another run arrives in NCHW
         distributed.global_batch_norm(net)  # torchrun: tuning and scoring over the global batch
@@ -185,8 +213,12 @@ class Selector:
         rounds = start + num_rounds(net)
         starts, total_tune = decision_epochs(rounds, self.tune_epochs, self.schedule)
         report = progress.Decisions(rounds, enabled=distributed.is_main())
+        begin_round = getattr(self.criterion, "begin_round", None)  # Zero-Cost: a new batch
         for r in range(start, rounds):
-            new = [dict(decide(net, cell, self.criterion, loop, order_rng), round=r)
+            if begin_round is not None:
+                begin_round(r)
+            new = [dict(decide(net, cell, self.criterion, loop, order_rng, self.edge_order),
+                        round=r)
                    for cell in net.space.cell.types
                    if open_edges(net, cell) or open_nodes(net, cell)]
             fine_tune(loop, train_idx,
@@ -261,7 +293,7 @@ def records_table(records):
         row["candidates"] = json.dumps(r["candidates"])
         row["scores"] = json.dumps(r["scores"])
         if r["kind"] == "op":
-            for key in ("acc", "loss", "weight"):
+            for key in ("acc", "loss", "weight", "score"):
                 vals = [s.get(key) if s else None for s in r["scores"]]
                 if any(v is not None for v in vals):
                     row[f"masked_{key}" if key != "weight" else "weight"] = json.dumps(vals)
