@@ -164,6 +164,14 @@ def print_summary(s):
         print(f"\n{s['analysis']} on the {s['space']} supernet: "
               + "; ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k}: {v}"
                           for k, v in extra.items()))
+    elif "pool" in s:
+        for r in s["pool"]:
+            acc = f"  benchmark test acc {r['bench_test_acc']:.2f} %" if "bench_test_acc" in r \
+                else ""
+            mark = "*" if r["chosen"] else " "
+            print(f"{mark} candidate {r['candidate']:2d} (seed {r['seed']}): post-validation "
+                  f"score {r['validation_score']:.4g}{acc}  {r['genotype']}")
+        print(f"\ngenotype (the best of the pool): {s['genotype']}")
     elif "seeds" in s:
         for seed, r in s["seeds"].items():
             print(f"seed {seed}: run {r['run_id']}  test error {r.get('test_error', 'n/a')}")

@@ -14,7 +14,8 @@ import os
 import sys
 
 KEYS = ["space", "dataset", "method", "selector"]
-TAGS = ["seed", "sweep_study", "sweep_trial", "trajectory_epoch", "genotype_run"]
+TAGS = ["seed", "sweep_study", "sweep_trial", "trajectory_epoch", "genotype_run",
+        "pool_candidate"]
 SOURCE = ["source_method", "source_selector", "source_dataset", "source_seed"]
 BENCH = ["test_acc", "valid_acc", "rank"]
 
@@ -44,8 +45,10 @@ def headline(space_name):
 
 def protocol_runs(df):
     """The runs of the seed protocol: sweep trials, trajectory points (selections from
-    mid-search supernets) and retrains of given genotypes (`retrain_table`) are left out."""
-    return df[df.sweep_study.isna() & df.trajectory_epoch.isna() & df.genotype_run.isna()]
+    mid-search supernets), the candidates of a Zero-Cost-PT pool (the pool's run holds its
+    result) and retrains of given genotypes (`retrain_table`) are left out."""
+    return df[df.sweep_study.isna() & df.trajectory_epoch.isna() & df.genotype_run.isna()
+              & df.pool_candidate.isna()]
 
 
 def protocol_table(df):

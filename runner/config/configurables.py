@@ -6,3 +6,4 @@ the methods) and the sweep. runner.config.parse_config needs them registered.
 from runner.lifecycle import experiment  # noqa: F401
 from runner.sweeps import seeds, sweep  # noqa: F401
 from runner.analysis import discretisation, shuffling, skip_gap, trajectory  # noqa: F401
+from runner.selection import pool  # noqa: F401

@@ -106,19 +106,29 @@ def trajectory(call, settings, trajectory_settings):
                                nested)
 
 
+def pool(call, settings, pool_settings):
+    """`pool.size`: Zero-Cost-PT's candidate pool and post-validation (runner/selection/pool.py)."""
+    return pool_settings(call, settings, Source(), nested)
+
+
 def choose(call):
     """(mode name, function of no argument) for the parsed command."""
     from runner.analysis.trajectory import Trajectory
     from runner.lifecycle.placement import WORKER_ENV
+    from runner.selection.pool import Pool
     from runner.sweeps.seeds import Spread
     from runner.sweeps.sweep import Sweep
     from runner.training import distributed
 
     settings = RunSettings()
-    sweep_settings, spread, traj = Sweep(), Spread(), Trajectory()
+    sweep_settings, spread, traj, pool_settings = Sweep(), Spread(), Trajectory(), Pool()
     if settings.seeds and distributed.ranks().world > 1:
         raise ValueError("run.seeds under torchrun: start one torchrun job per seed, or spread "
                          "the seeds over GPUs with --workers (one process per GPU)")
+    if pool_settings.size and (settings.seeds or sweep_settings.params is not None
+                               or traj.selectors is not None):
+        raise ValueError("pool.size runs one pool per command: start one command per seed, "
+                         "without sweep.params or trajectory.selectors")
     if sweep_settings.params is not None:
         return "sweep", lambda: sweep(call, settings, sweep_settings)
     if settings.seeds and (spread.workers > 1 or spread.storage is not None
@@ -128,6 +138,8 @@ def choose(call):
         return "seeds_in_turn", lambda: seeds_in_turn(call, settings)
     if traj.selectors is not None:
         return "trajectory", lambda: trajectory(call, settings, traj)
+    if pool_settings.size:
+        return "pool", lambda: pool(call, settings, pool_settings)
     name = single(settings, Source())
     return name, lambda: open_run(call, settings, name, SINGLE[name])
 
