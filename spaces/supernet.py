@@ -9,7 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from spaces.cell import magnitude_parse
-from spaces.ops import make_op
+from spaces.ops import Zero, make_op
 
 OPEN, PRUNED = -1, -2  # decision codes; k >= 0 means the edge is fixed to op k
 
@@ -28,9 +28,26 @@ class MixedOp(nn.Module):
     def forward(self, x, w, active):
         # Only ops whose weight is known non-zero on the host are computed: no device sync per
         # op, and masked or decided ops cost nothing. An empty edge adds 0.
+        if not torch.is_grad_enabled():  # scoring: one fused multiply-add per op, in place
+            return self._no_grad(x, w, active)
         out = 0
         for k in active:
             out = out + w[k] * self.ops[k](x)
+        return out
+
+    def _no_grad(self, x, w, active):
+        out, zeros = 0, []
+        for k in active:
+            if isinstance(self.ops[k], Zero):  # adds nothing beside another op
+                zeros.append(k)
+                continue
+            y = self.ops[k](x)  # may be x itself (skip_connect): never written to
+            if isinstance(out, int):
+                out = y * w[k]
+            else:
+                out.addcmul_(y, w[k])
+        if isinstance(out, int) and zeros:  # `none` alone: its zeros, of the right shape
+            out = self.ops[zeros[0]](x) * w[zeros[0]]
         return out
 
 

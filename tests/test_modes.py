@@ -37,12 +37,25 @@ def mode_of(files, *bindings):
     (("trajectory.selectors = ('pt',)", "search.keep_every = 1"), "trajectory"),
     (("run.seeds = (0, 1)", "sweep.params = {'select.tune_epochs': ('int', 0, 2)}",
       "sweep.study_name = 's'"), "sweep"),
+    (("pool.size = 3",), "pool"),
+    (("pool.size = 3", "source.run = '0123abcd'"), "pool"),
 ])
 def test_choose_picks_the_mode_from_the_settings(bindings, mode, clean_gin, tmp_path,
                                                   monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert mode_of([QUICKSTART], *bindings) == mode
     assert list(tmp_path.iterdir()) == []  # choosing opened no store, wrote no folder
+
+
+def test_the_zero_cost_files_run_a_pool(clean_gin):
+    for name in ("zc_pt_nb201_cifar10", "zc_pt_darts_cifar10"):
+        assert mode_of([str(GIN_DIR / f"{name}.gin")]) == "pool"
+    assert mode_of([QUICKSTART, str(GIN_DIR / "selectors" / "zc_pt.gin")]) == "pool"
+
+
+def test_a_pool_with_seeds_is_a_one_line_error(clean_gin):
+    with pytest.raises(ValueError, match="pool.size runs one pool per command"):
+        mode_of([QUICKSTART], "pool.size = 2", "run.seeds = (0, 1)")
 
 
 def test_every_single_mode_has_its_function():

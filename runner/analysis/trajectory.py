@@ -18,6 +18,7 @@ SELECTORS = {
     "pt": ("select.criterion = @Perturbation()",),
     "magnitude": ("select.criterion = @Magnitude()", "select.tune_epochs = 0"),
     "pt-mag": ("select.criterion = @Magnitude()",),
+    "zc-pt": ("select.criterion = @ZeroCost()", "select.tune_epochs = 0"),
 }
 
 

@@ -149,10 +149,11 @@ class Pool:
         C, layers = self.network_size(space)
         net = space.family.network(genotype, data.num_classes, data.in_channels, C=C,
                                    layers=layers, auxiliary=False).to(device)
+        mode = precision(device)
+        net = mode.model(net)
         gen = torch.Generator(device).manual_seed(seed)
         n = min(self.validate_rounds * self.batch_size, data.train_y.numel())
         idx = torch.arange(n, device=data.train_y.device)
-        mode = precision(device)
         batches = (train_batch(data, b, mode, gen)
                    for b in shuffled_batches(idx, self.batch_size, gen))
         return validation_score(net, batches, proxies.proxy(self.proxy))

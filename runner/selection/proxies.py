@@ -48,12 +48,13 @@ def bn_mode(net, mode):
     """`net` in eval ('eval') or train ('train') mode for the body, its own mode after; None
     leaves it as it is."""
     was = net.training
-    if mode is not None:
+    switch = mode is not None and was != (mode == "train")  # train() walks every module
+    if switch:
         net.train(mode == "train")
     try:
         yield
     finally:
-        if mode is not None and net.training != was:
+        if switch:
             net.train(was)
 
 
@@ -236,6 +237,9 @@ def jacob_cov(net, x, y=None, forward=None, bn="train", k=1e-5):
     v = np.linalg.eigvalsh(corr)
     return float(-np.sum(np.log(v + k) + 1.0 / (v + k)))
 
+
+BN_MODE = {"naswot": "eval", "synflow": "eval", "grad_norm": "train", "snip": "train",
+           "fisher": "train", "jacob_cov": "train"}  # each proxy's default `bn`
 
 PROXIES = {"naswot": naswot, "synflow": synflow, "grad_norm": grad_norm, "snip": snip,
            "fisher": fisher, "jacob_cov": jacob_cov}

@@ -129,11 +129,16 @@ class ZeroCost:
             self._dims[key] = sum(sizes)
         return self._dims[key]
 
+    def _mode(self, net):
+        """The BN mode of every pass of one decision, set once (train() walks every module)."""
+        return proxies.bn_mode(net, self.bn or proxies.BN_MODE[self.proxy])
+
     def op_scores(self, net, cell, edge, loop):
         x, y = self.batch(loop)
         cands = op_candidates(net, cell, edge, self.none_candidate)
-        return [{"score": self.score(net, x, y, [(cell, edge, k)])} if k in cands else None
-                for k in range(len(net.space.ops(cell)[edge]))]
+        with self._mode(net):
+            return [{"score": self.score(net, x, y, [(cell, edge, k)])} if k in cands else None
+                    for k in range(len(net.space.ops(cell)[edge]))]
 
     def rank(self, s):
         """Lower is an op more worth keeping; NaN never wins."""
@@ -153,7 +158,8 @@ class ZeroCost:
         x, y = self.batch(loop)
         remaining, rounds = list(eids), []
         while len(remaining) > net.space.cell.keep:
-            scores = {e: self.score(net, x, y, [(cell, e, None)]) for e in remaining}
+            with self._mode(net):
+                scores = {e: self.score(net, x, y, [(cell, e, None)]) for e in remaining}
             drop = None
             for e in remaining:
                 if drop is None or not scores[e] < scores[drop]:
