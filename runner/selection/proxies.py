@@ -93,10 +93,12 @@ class BinaryKernel:
         x = inputs[0] if isinstance(inputs, tuple) else inputs
         hit = self._coded.get(id(x))
         if hit is None or hit[0]() is not x:
-            c = (x.detach().reshape(x.shape[0], -1) > 0).to(torch.float32)
             key = id(x)
             ref = weakref.ref(x, lambda _, k=key: self._coded.pop(k, None))
-            hit = (ref, (c @ c.T).double(), c.sum(1).double(), c.shape[1])
+            c = (_rows(x.detach()) > 0).to(torch.float32)
+            gram = c @ c.T
+            # the row sums of 0/1 codes are the Gram matrix's diagonal
+            hit = (ref, gram.double(), torch.diagonal(gram).double(), c.shape[1])
             self._coded[key] = hit
         self.gram += hit[1]
         self.rows += hit[2]
@@ -108,6 +110,15 @@ class BinaryKernel:
 
     def matrix(self):
         return 2 * self.gram + self.dims - self.rows[:, None] - self.rows[None, :]
+
+
+def _rows(x):
+    """One row per sample, features in memory order (a kernel of codes does not depend on
+    their order): a channels_last batch flattens without a copy."""
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(
+            memory_format=torch.channels_last):
+        x = x.permute(0, 2, 3, 1)
+    return x.reshape(x.shape[0], -1)
 
 
 def logdet(K):
