@@ -5,7 +5,14 @@
 (c) S2: Figure 2's counts (the op alpha picks vs the op discretisation accuracy picks, per edge);
 (d) DARTS space: the mean Kendall tau of alpha vs discretisation accuracy on 3 edges (Figure 1);
 (e) S2: magnitude, PT and PT-Mag from one supernet, all retrained, in the MLflow experiment
-    `selectors_compare` (the README's MLflow screenshot: scripts/mlflow_screenshot.py).
+    `selectors_compare` (the README's MLflow screenshot: scripts/mlflow_screenshot.py);
+(f) DARTS space: Zero-Cost-PT on the untrained supernet (its pool of 10, post-validated), PT
+    and magnitude from the quickstart's 6-epoch supernet; wall seconds of each selection (a
+    runner process without retrain), then each genotype retrained the same way
+    (`run.genotype = <run id>`, the quickstart's C12/L5 10-epoch retrain, the same seed).
+    "search s" is the wall time of the search process (the magnitude parse inside it: its
+    "selection s"); PT's and Zero-Cost-PT's "selection s" are the wall times of their own
+    runner processes (start-up, loading, every nested run and the post-validation included).
 
 Every selection of one seed reads the same supernet (`source.run`). Sizes are the
 quickstart's (gin/quickstart.gin: C8/L5 supernet, C12/L5 10-epoch retrain) unless set below.
@@ -18,6 +25,7 @@ import argparse
 import os
 import subprocess
 import sys
+import time
 
 from mlflow.tracking import MlflowClient
 
@@ -106,6 +114,43 @@ def searched(client, space, seed):
     return runs[0].info.run_id
 
 
+def timed_runner(gin_files, binds, env):
+    t = time.perf_counter()
+    runner(gin_files, binds, env)
+    return time.perf_counter() - t
+
+
+def zero_cost(client, env, seed, tune_epochs):
+    """(f): the three selectors on the quickstart's DARTS space, selection timed, all retrained."""
+    name = "evidence_zero_cost"
+    base = ["gin/quickstart.gin"]
+    common = [f"run.seed = {seed}", f"run.experiment_name = '{name}'", "run.do_retrain = False"]
+    search_s = timed_runner(base, common, env)  # search + magnitude parse
+    supernet = latest(client, name).info.run_id
+    pt_s = timed_runner(base + ["gin/selectors/pt.gin"],
+                        common + [f"source.run = '{supernet}'",
+                                  f"select.tune_epochs = {tune_epochs}"], env)
+    pt = latest(client, name).info.run_id
+    zc_s = timed_runner(base + ["gin/selectors/zc_pt.gin"], common + ["search.epochs = 0"], env)
+    exp = client.get_experiment_by_name(name).experiment_id
+    zc = client.search_runs([exp], "tags.run_mode = 'pool'",
+                            order_by=["attributes.start_time DESC"])[0]
+    magnitude_s = sum(m.value for m in client.get_metric_history(supernet, "select/seconds"))
+    rows = []
+    for sel, run_id, search, select in (("magnitude", supernet, search_s, magnitude_s),
+                                        ("pt", pt, search_s, pt_s),
+                                        ("zc-pt (untrained)", zc.info.run_id, 0.0, zc_s)):
+        runner(base, [f"run.seed = {seed}", f"run.experiment_name = '{name}_retrain'",
+                      f"run.genotype = '{run_id}'"], env)
+        retrained = latest(client, f"{name}_retrain")
+        rows.append({"seed": seed, "selector": sel, "search s": search, "selection s": select,
+                     "skip_connect kept": client.get_run(run_id).data.tags["genotype"].count(
+                         "'skip_connect'"),
+                     "test_acc": retrained.data.metrics.get("test_acc", float("nan"))})
+        print(rows[-1], flush=True)
+    return rows
+
+
 def table(rows):
     cols = list(rows[0])
     out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -123,7 +168,9 @@ def main():
                    help="S2/S4 supernet epochs (about 12 alpha steps each on digits)")
     p.add_argument("--tune-epochs", type=int, default=2,
                    help="Discretisation.tune_epochs for (c) and (d)")
-    p.add_argument("--only", nargs="+", default=["a", "b", "c", "d", "e"])
+    p.add_argument("--only", nargs="+", default=["a", "b", "c", "d", "e", "f"])
+    p.add_argument("--pt-tune-epochs", type=int, default=5,
+                   help="select.tune_epochs of PT in (f) (the paper's 5)")
     a = p.parse_args()
     env = dict(os.environ, MLFLOW_TRACKING_URI=a.tracking)
     client = MlflowClient(a.tracking)
@@ -145,6 +192,8 @@ def main():
                                      s, None, [tune]) for s in a.seeds]
     if "e" in a.only:
         found["e"] = compare(client, env, a.seeds[0], a.search_epochs)
+    if "f" in a.only:
+        found["f"] = [r for s in a.seeds for r in zero_cost(client, env, s, a.pt_tune_epochs)]
     for claim, rows in found.items():
         print(f"\n({claim})\n{table(rows)}")
 

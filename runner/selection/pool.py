@@ -86,7 +86,8 @@ class Pool:
             seed=seed, do_retrain=False)
         run = tracker.get_run(out["run_id"])
         return {"candidate": i, "seed": seed, "run_id": out["run_id"],
-                "genotype": run.tags.get("genotype"),
+                "genotype": run.tags.get("genotype"), "selector": run.tags.get("selector"),
+                "method": run.tags.get("method"),
                 **{f"bench_{k}": run.metrics[f"bench/{k}"] for k in ("test_acc", "rank")
                    if f"bench/{k}" in run.metrics}}
 
@@ -95,15 +96,15 @@ class Pool:
         from runner.data.datasets import dataset
         from runner.lifecycle.environment import pick_device
         from runner.lifecycle.phases import log_genotype
-        from runner.lifecycle.settings import RunSettings
         from runner.selection.lookup import judge_for, log_final
-        from runner.selection.select import Selector
         from spaces.cell import get_space
 
         device, _ = pick_device(settings.device)
         space, data = get_space(settings.space), dataset(device=device)
-        tracker.tags({"space": space.name, "method": settings.method().name,
-                      "selector": Selector().name, "dataset": data.name, "seed": settings.seed})
+        # the pool is one result of the candidates' method and selector (runner report)
+        tracker.tags({"space": space.name, "method": rows[0]["method"],
+                      "selector": rows[0]["selector"], "dataset": data.name,
+                      "seed": settings.seed})
         done = {int(p.step): p.value
                 for p in tracker.metric_history("pool/validation_score", tracker.run_id)}
         scores = {}
@@ -128,7 +129,7 @@ class Pool:
         judge = judge_for(space, data.name, tracker)
         if judge:
             summary["bench"] = log_final(tracker, judge, genotype)
-        if RunSettings().do_retrain:
+        if settings.do_retrain:
             out = nested(dataclasses.replace(
                 child, run_name=f"{settings.experiment_name}-pool-retrain-seed{settings.seed}"),
                 genotype=tracker.run_id)
