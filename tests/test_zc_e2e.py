@@ -125,8 +125,8 @@ def test_the_selector_file_selects_from_a_trained_supernet_and_reports_apart(
 
 
 def test_a_kill_inside_the_pool_resumes_and_keeps_the_finished_candidates(tmp_path, data_root):
-    exp = GIN_DIR / "zc_pt_darts_cifar10.gin"
-    args = tiny_argv(exp, data_root, *POOL, "pool.size = 3", "run.do_retrain = False")
+    exp = GIN_DIR / "zc_pt_nb201_cifar10.gin"
+    args = tiny_argv(exp, data_root, *POOL, SMALL, "pool.size = 3", "lookup.enabled = False")
     env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db",
                OMP_NUM_THREADS="1")
     proc = subprocess.Popen(command(*args), cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
@@ -143,18 +143,18 @@ def test_a_kill_inside_the_pool_resumes_and_keeps_the_finished_candidates(tmp_pa
 
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     before = {r.data.tags["mlflow.runName"]: r for r in
-              experiment_runs(client, "zc_pt_darts_cifar10")}
-    first = before["zc_pt_darts_cifar10-candidate0-seed2"]
+              experiment_runs(client, "zc_pt_nb201_cifar10")}
+    first = before["zc_pt_nb201_cifar10-candidate0-seed0"]
     assert first.info.status == "FINISHED"
     done = subprocess.run(command(*args, "--resume"), cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    after = experiment_runs(client, "zc_pt_darts_cifar10")
+    after = experiment_runs(client, "zc_pt_nb201_cifar10")
     names = [r.data.tags["mlflow.runName"] for r in after]
     assert sorted(names) == sorted(set(names))  # every run once: continued, not repeated
     again = {r.data.tags["mlflow.runName"]: r for r in after}
-    kept = again["zc_pt_darts_cifar10-candidate0-seed2"]
+    kept = again["zc_pt_nb201_cifar10-candidate0-seed0"]
     assert (kept.info.run_id, kept.info.end_time) == (first.info.run_id, first.info.end_time)
-    parent = again["zc_pt_darts_cifar10-pool-seed2"]
+    parent = again["zc_pt_nb201_cifar10-pool-seed0"]
     assert parent.info.status == "FINISHED"
     assert len(rows_of(client, parent.info.run_id, "selection/pool.csv", tmp_path)) == 3

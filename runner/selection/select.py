@@ -163,8 +163,9 @@ class Selector:
     criterion: scores ops and inputs (runner/selection/criteria.py). tune_epochs: fine-tuning
     epochs after each round (0: none; with Magnitude that is the classic parse).
     edge_order: 'random', 'fixed' (lowest open edge first), 'reverse' (highest first), or
-    Zero-Cost-PT's 'global_op_greedy' and 'global_edge_greedy' (see next_edge); edge_order_seed: seed of the edge-order generator (None:
-    the run's seed). schedule: 'sota' or 'nb201' spacing of the rounds (see decision_epochs).
+    Zero-Cost-PT's 'global_op_greedy' and 'global_edge_greedy' (see next_edge).
+    edge_order_seed: seed of the edge-order generator (None: the run's seed). schedule: 'sota'
+    or 'nb201' spacing of the rounds (see decision_epochs).
     """
 
     def __init__(self, criterion=gin.REQUIRED, tune_epochs=5, tune_lr=0.0025, tune_momentum=0.9,
