@@ -85,6 +85,8 @@ def main(argv=None):
 def run_command(args, argv, who):
     """The command of `args`; one line on stderr for any failure (`who` names the rank)."""
     try:
+        if args.workers is not None and args.workers < 1:  # before anything is created
+            raise ValueError(f"--workers must be at least 1, not {args.workers}")
         bindings = args.bind + ([f"sweep.workers = {args.workers}",
                                  f"seeds.workers = {args.workers}"] if args.workers else [])
         from runner.config import configurables  # noqa: F401

@@ -148,3 +148,12 @@ def test_unknown_op_name_is_named():
 
     with pytest.raises(ValueError, match="unknown op 'conv_9x9'; known ops: none, noise"):
         make_op("conv_9x9", 8, 1, search=True)
+
+
+@pytest.mark.parametrize("n", ["0", "-2"])
+def test_workers_below_one_is_refused_before_any_run(n, tmp_path, tracking, capsys, clean_gin):
+    rc, lines, err = runner_here(capsys, "--workers", n)
+    assert rc == 2 and lines == [f"runner: error: ValueError: --workers must be at least 1, "
+                                 f"not {n}"], err
+    _, runs = the_run(tmp_path)
+    assert runs == [] and not (tmp_path / "outputs").exists()

@@ -1,6 +1,8 @@
 """One MLflow run per runner call: params, batched metrics, artifacts, status."""
 import json
 import os
+import shlex
+import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -207,5 +209,9 @@ class Tracker:
         return {k: self.metric_history(k) for k in keys}
 
     def ui_command(self):
-        """The command that opens the MLflow UI on this tracking store."""
-        return f"mlflow ui --backend-store-uri {self.uri}"
+        """The command that opens the MLflow UI on this tracking store, as it can be pasted:
+        the mlflow executable beside the running interpreter (a virtual environment need not
+        be active), quoted for a POSIX shell."""
+        beside = os.path.join(os.path.dirname(sys.executable), "mlflow")
+        exe = beside if os.access(beside, os.X_OK) else "mlflow"
+        return f"{shlex.quote(exe)} ui --backend-store-uri {shlex.quote(self.uri)}"

@@ -73,7 +73,7 @@ class Pool:
             rows = [self.candidate(call, child, settings, supernet, i, nested, tracker)
                     for i in range(self.size)]
             parse_config(call.gin_files, call.bindings)  # the parent's own settings again
-            return self.conclude(call, child, settings, tracker, rows, nested)
+            return self.conclude(child, settings, tracker, rows, nested)
 
     def candidate(self, call, child, settings, supernet, i, nested, tracker):
         """The i-th candidate: a nested selection from the supernet with seed + i."""
@@ -91,7 +91,7 @@ class Pool:
                 **{f"bench_{k}": run.metrics[f"bench/{k}"] for k in ("test_acc", "rank")
                    if f"bench/{k}" in run.metrics}}
 
-    def conclude(self, call, child, settings, tracker, rows, nested):
+    def conclude(self, child, settings, tracker, rows, nested):
         """Post-validate the distinct candidates, log the pool and the winner, retrain it."""
         from runner.data.datasets import dataset
         from runner.lifecycle.environment import pick_device
@@ -136,8 +136,8 @@ class Pool:
             got = tracker.get_run(out["run_id"]).metrics
             tracker.ensure_logged({k: got[k] for k in ("test_error", "test_acc",
                                                         "test_top5_error") if k in got}, step=0)
-            summary.update({k: v for k, v in out.items()
-                            if k not in ("run_id", "space", "genotype")})
+            summary.update({k: v for k, v in out.items()  # a --resume's retrain: just its run
+                            if k not in ("run_id", "space", "genotype", "already_finished")})
         return summary
 
     def validate(self, genotype, space, data, seed, device):
