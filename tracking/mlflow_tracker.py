@@ -1,4 +1,5 @@
 """One MLflow run per runner call: params, batched metrics, artifacts, status."""
+import fcntl
 import json
 import os
 import shlex
@@ -22,6 +23,40 @@ def tracking_uri():
     return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
 
 
+_CREATED = set()  # sqlite stores this process has seen created
+
+
+def sqlite_path(uri):
+    """The file of a sqlite tracking URI, or None (another backend, or in memory)."""
+    if not uri.startswith("sqlite:"):
+        return None
+    path = uri.split(":///", 1)[-1] if ":///" in uri else ""
+    return None if path in ("", ":memory:") else path
+
+
+def new_client(uri):
+    """An MlflowClient on `uri`. A sqlite store is created and upgraded (which MLflow does when
+    the first client of a process opens it) by one process only, under an flock beside the
+    file; the others wait, then find it made. Processes started together on a fresh file
+    otherwise race through MLflow's table creation and migrations and one of them fails. A
+    tracking server needs none of this."""
+    from mlflow.tracking import MlflowClient
+
+    path = sqlite_path(uri)
+    if path is None or uri in _CREATED:
+        return MlflowClient(tracking_uri=uri)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path + ".lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # dropped by the kernel if this process dies
+        try:
+            client = MlflowClient(tracking_uri=uri)
+            client.search_experiments(max_results=1)  # the tables exist from here on
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+    _CREATED.add(uri)
+    return client
+
+
 def record(run):
     """An MLflow Run as the runner reads it (tracking/interface.py)."""
     return RunRecord(run.info.run_id, run.info.status, dict(run.data.tags),
@@ -35,13 +70,11 @@ class Tracker:
     records = True  # tracking/silent.py: the tracker of torchrun ranks other than 0
 
     def __init__(self, uri=None, plots=True):
-        from mlflow.tracking import MlflowClient
-
         from tracking.signals import DeferringClient
 
         self.uri, self.draw_plots = uri or tracking_uri(), plots
         # a SIGTERM lands between store calls, never inside one (tracking/signals.py)
-        self.client = DeferringClient(MlflowClient(tracking_uri=self.uri))
+        self.client = DeferringClient(new_client(self.uri))
         self.run_id = None
 
     def check(self, timeout=10):

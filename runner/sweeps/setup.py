@@ -68,13 +68,26 @@ def top_up(study, n_trials, grid=None):
 
 
 def pid_alive(pid):
+    """Whether process `pid` runs. A zombie (ended, not yet reaped by its parent, e.g. a
+    `--workers` child that crashed) answers signal 0 like a live process; its state in
+    /proc tells it apart. It is not reaped here: its parent's Popen reads its exit status."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    return not zombie(pid)
+
+
+def zombie(pid):
+    """Process state Z (zombie) or X (dead) in /proc/<pid>/stat; False where unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]  # the name may hold spaces, ')'
+    except (OSError, IndexError):
+        return False
+    return state in ("Z", "X")
 
 
 def dead(worker):
