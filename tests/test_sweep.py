@@ -132,6 +132,29 @@ def running_trial_of(storage, pid, name=STUDY, params=2, timeout=300):
     raise AssertionError(f"worker {pid} never ran a trial")
 
 
+def runs_tagged(client, where):
+    ids = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(ids, where) if ids else []
+
+
+def wait_for_run(client, tag, timeout=300):
+    """Wait until the trial tagged `tag` ('<study>/<number>') has its MLflow run open."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if runs_tagged(client, f"tags.study_trial = '{tag}'"):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no MLflow run for trial {tag}")
+
+
+def check_killed_run(client, tag, retry):
+    """The killed trial's run is KILLED and names its retry; no run is left RUNNING."""
+    assert runs_tagged(client, "attributes.status = 'RUNNING'") == []
+    (run,) = runs_tagged(client, f"tags.study_trial = '{tag}'")
+    assert run.info.status == "KILLED"
+    assert run.data.tags["retried_by_trial"] == str(retry.number)
+
+
 @pytest.fixture
 def postgres():
     server = Postgres().start()
@@ -143,6 +166,7 @@ def test_postgres_study_retries_a_killed_workers_trial_with_its_parameters(
         postgres, tracking, tmp_path):
     first = start(command(postgres, 3), tmp_path, "first")
     killed = running_trial_of(postgres, first.pid)
+    wait_for_run(tracking, f"{STUDY}/{killed}")  # killed with its MLflow run open
     first.send_signal(signal.SIGKILL)
     first.wait()
     second = start(command(postgres, 3), tmp_path, "second")  # heartbeat stale after 3 s
@@ -156,9 +180,11 @@ def test_postgres_study_retries_a_killed_workers_trial_with_its_parameters(
     assert sum(s == "COMPLETE" for s in states.values()) == 3  # the global count, retry included
     assert len({t.number for t in study.trials}) == len(study.trials) == 4
     check_nesting(tracking, study)
+    check_killed_run(tracking, f"{STUDY}/{killed}", retry)
 
 
-def test_journal_trial_of_a_dead_local_worker_comes_back_with_its_parameters(tmp_path):
+def test_journal_trial_of_a_dead_local_worker_comes_back_with_its_parameters(tmp_path,
+                                                                           tracking):
     import socket
 
     import optuna
@@ -180,6 +206,20 @@ def test_journal_trial_of_a_dead_local_worker_comes_back_with_its_parameters(tmp
     dead, alive, retry = study.trials
     assert (dead.state.name, alive.state.name, retry.state.name) == ("FAIL", "RUNNING", "WAITING")
     assert retry.params == dead.params and retry.system_attrs["failed_trial"] == dead.number
+    # both trials' MLflow runs were open; the dead worker's is closed, the live one's is not
+    from runner.sweeps.setup import close_killed_runs, trial_tag
+    from tracking.mlflow_tracker import Tracker
+
+    ids = {}
+    for t in (dead, alive):
+        tracker = Tracker()
+        tracker.create_run("journal", f"trial{t.number}", {"study_trial": trial_tag(study, t)})
+        ids[t.number] = tracker.run_id
+    assert close_killed_runs(study, "journal") == [ids[dead.number]]
+    run = tracking.get_run(ids[dead.number])
+    assert run.info.status == "KILLED"
+    assert run.data.tags["retried_by_trial"] == str(retry.number)
+    assert tracking.get_run(ids[alive.number]).info.status == "RUNNING"
 
 
 def test_unreachable_study_storage_is_one_line_naming_it_without_password(tracking, capsys,
@@ -241,6 +281,7 @@ def test_seeds_shared_by_two_machines_on_postgres_run_once_and_a_killed_machines
     a = start(seeds_command(postgres), tmp_path / "a", "a")
     b = start(seeds_command(postgres), tmp_path / "b", "b")
     killed = running_trial_of(postgres, a.pid, "spread-seeds", params=1)  # run.seed drawn
+    wait_for_run(tracking, f"spread-seeds/{killed}")
     a.send_signal(signal.SIGKILL)
     a.wait()
     finish(b, tmp_path / "b", "b")
@@ -250,6 +291,7 @@ def test_seeds_shared_by_two_machines_on_postgres_run_once_and_a_killed_machines
     assert trials[killed].state.name == "FAIL"
     (retry,) = [t for t in trials if t.system_attrs.get("failed_trial") == killed]
     assert retry.state.name == "COMPLETE" and retry.params == trials[killed].params
+    check_killed_run(tracking, f"spread-seeds/{killed}", retry)
     exp = tracking.get_experiment_by_name("spread")
     (parent,) = tracking.search_runs([exp.experiment_id], "attributes.run_name = 'spread-seeds'")
     assert parent.info.status == "FINISHED"

@@ -55,7 +55,8 @@ class RunTracker(Protocol):
                    parent_run_id: Optional[str] = None) -> str:
         """A RUNNING run that outlives this call (a study's parent run); the current one."""
 
-    def set_status(self, status: str, run_id: Optional[str] = None) -> None:
+    def set_status(self, status: str, run_id: Optional[str] = None,
+                   tags: Optional[dict] = None) -> None:
         """End a run (default: the current one) as FINISHED, FAILED or KILLED."""
 
     def newest(self, experiment: str, run_name: str) -> Optional[RunRecord]:

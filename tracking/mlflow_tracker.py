@@ -149,7 +149,10 @@ class Tracker:
         self.run_id = run.info.run_id
         return self.run_id
 
-    def set_status(self, status, run_id=None):
+    def set_status(self, status, run_id=None, tags=None):
+        """End a run (this one, or `run_id`) with `status`, setting `tags` on it first."""
+        for k, v in (tags or {}).items():
+            self.client.set_tag(run_id or self.run_id, k, str(v))
         self.client.set_terminated(run_id or self.run_id, status)
 
     @contextmanager

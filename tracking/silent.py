@@ -23,7 +23,7 @@ class SilentTracker:
     def create_run(self, experiment, run_name, tags, parent_run_id=None):
         return None
 
-    def set_status(self, status, run_id=None):
+    def set_status(self, status, run_id=None, tags=None):
         pass
 
     def newest(self, experiment, run_name):

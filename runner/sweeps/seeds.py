@@ -9,7 +9,7 @@ the summary metrics the sequential protocol (runner/lifecycle/seeds.py) logs.
 import gin
 
 from runner.config import parse_config
-from runner.sweeps.setup import once, open_study
+from runner.sweeps.setup import close_killed_runs, once, open_study, trial_tag
 from runner.sweeps.urls import default_url, redact
 from runner.sweeps.sweep import WORKER, spawn_workers, work
 
@@ -42,6 +42,7 @@ class Spread:
                                          default_url(self.storage, name)), WORKER, lock)
         work(study, backend, objective(call, experiment_name, seed_list, parent, nested),
              RetryHeartbeatStaleTrialCallback(max_retry=self.max_retry))
+        close_killed_runs(study, experiment_name)
         failed = [p for p in children if p.wait() != 0]
         summary = summarise(parent, experiment_name, seed_list)
         if failed:
@@ -81,7 +82,8 @@ def objective(call, experiment_name, seed_list, parent, nested):
         parse_config(call.gin_files, extra)  # explicit: never state inherited from another trial
         child = dataclasses.replace(call, bindings=extra, resume=False, parent_run_id=parent,
                                     run_name=f"{experiment_name}-seed{seed}",
-                                    extra_tags={"worker": WORKER})
+                                    extra_tags={"worker": WORKER,
+                                                "study_trial": trial_tag(trial.study, trial)})
         out = nested(child)
         trial.set_user_attr("mlflow_run_id", out["run_id"])
         return out.get("test_error", 0.0)

@@ -173,3 +173,41 @@ def fail_dead_trials(study, storage, retry):
             continue
         if failed:
             retry(study, storage.get_trial(trial_id(t)))
+
+
+def trial_tag(study, trial):
+    """The tag naming a trial on its MLflow run: '<study>/<trial number>'."""
+    return f"{study.study_name}/{trial.number}"
+
+
+def close_killed_runs(study, experiment_name):
+    """A SIGKILLed worker leaves its trial's MLflow run RUNNING; once the study has failed that
+    trial (and retried it), the run is marked KILLED and tagged with the trial that retried it
+    (`retried_by_trial`; 'none' when no retry was left). Runs of failed trials that ended
+    (a trial that raised) are FAILED already and left alone."""
+    from optuna.storages import RetryFailedTrialCallback
+    from optuna.trial import TrialState
+
+    from tracking.mlflow_tracker import Tracker
+
+    trials = study.get_trials(deepcopy=False)
+    failed = {trial_tag(study, t): t.number for t in trials if t.state == TrialState.FAIL}
+    if not failed:
+        return []
+    retried_by = {}
+    for t in trials:
+        history = RetryFailedTrialCallback.retry_history(t)
+        if history:
+            retried_by[history[-1]] = t.number
+    tracker = Tracker()
+    where = (f"tags.study_trial LIKE '{study.study_name}/%' "
+             "and attributes.status = 'RUNNING'")
+    closed = []
+    for run in tracker.find_runs([experiment_name], where, missing_ok=True):
+        number = failed.get(run.tags.get("study_trial"))
+        if number is None:
+            continue
+        tracker.set_status("KILLED", run.run_id, tags={
+            "killed_trial": number, "retried_by_trial": retried_by.get(number, "none")})
+        closed.append(run.run_id)
+    return closed

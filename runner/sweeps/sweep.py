@@ -21,8 +21,8 @@ import gin
 from runner.compat.optuna_internals import trial_id
 from runner.config import one_line, parse_config
 from runner.lifecycle.placement import WORKER_ENV, worker_env
-from runner.sweeps.setup import (POLL_S, fail_dead_trials, open_study, supernet_run_id,
-                                 sweep_run_id)
+from runner.sweeps.setup import (POLL_S, close_killed_runs, fail_dead_trials, open_study,
+                                 supernet_run_id, sweep_run_id, trial_tag)
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -80,6 +80,7 @@ class Sweep:
         work(study, backend,
              objective(study, call, self.params, parent, source, self.metric, nested),
              RetryHeartbeatStaleTrialCallback(max_retry=self.max_retry))
+        close_killed_runs(study, experiment_name)
         failed = [p.args for p in children if p.wait() != 0]
         summary = summarise_sweep(study, parent, self.metric)
         if failed:
@@ -189,7 +190,8 @@ def objective(study, call, params, parent, source, metric, nested):
                 call, bindings=bindings, resume=False, parent_run_id=parent,
                 run_name=f"{study.study_name}-trial{trial.number}",
                 extra_tags={"sweep_study": study.study_name, "sweep_trial": trial.number,
-                            "sweep_params": json.dumps(values)}))
+                            "sweep_params": json.dumps(values),
+                            "study_trial": trial_tag(study, trial)}))
         except Exception as e:  # recorded on the trial; optimize(catch=...) marks it FAIL
             trial.set_user_attr("error", one_line(e))
             raise
