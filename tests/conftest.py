@@ -11,6 +11,25 @@ import fixtures
 # changes speed only, not results.
 torch.set_num_threads(1)
 
+ROOT = fixtures.GIN_DIR.parent
+LEFT_BEHIND = ("outputs", "mlflow.db", "mlruns", "mlflow.db.lock")  # what a run writes
+
+
+def _written():
+    return {name: sorted(p.name for p in (ROOT / name).iterdir()) if (ROOT / name).is_dir()
+            else (ROOT / name).exists() for name in LEFT_BEHIND}
+
+
+def pytest_sessionstart(session):
+    session.config._checkout_before = _written()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The suite fails when it wrote run folders or a store into the checkout."""
+    if _written() != getattr(session.config, "_checkout_before", _written()):
+        print(f"\ntests wrote into the checkout: {', '.join(LEFT_BEHIND)} changed in {ROOT}")
+        session.exitstatus = 1
+
 
 @pytest.fixture(scope="session")
 def tiny_datasets(tmp_path_factory):
@@ -59,6 +78,13 @@ def clean_gin():
 
     yield
     gin.clear_config()
+
+
+@pytest.fixture(autouse=True)
+def in_a_temporary_folder(tmp_path, monkeypatch):
+    """Every test runs in its own temporary folder: a run it starts writes its `outputs/` (and
+    an embedded `mlflow.db`) there, never into the checkout."""
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture(autouse=True)
