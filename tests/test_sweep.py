@@ -162,16 +162,27 @@ def postgres():
     server.stop()
 
 
-def test_postgres_study_retries_a_killed_workers_trial_with_its_parameters(
-        postgres, tracking, tmp_path):
-    first = start(command(postgres, 3), tmp_path, "first")
-    killed = running_trial_of(postgres, first.pid)
+@pytest.fixture(params=["journal", "postgresql"])
+def storage(request, tmp_path):
+    """A study storage of each kind: a journal file, or a real PostgreSQL server."""
+    if request.param == "journal":
+        yield f"journal:{tmp_path}/study.journal"
+        return
+    server = Postgres().start()
+    yield server.url
+    server.stop()
+
+
+def test_a_killed_workers_trial_is_retried_with_its_parameters_and_its_run_closed(
+        storage, tracking, tmp_path):
+    first = start(command(storage, 3), tmp_path, "first")
+    killed = running_trial_of(storage, first.pid)
     wait_for_run(tracking, f"{STUDY}/{killed}")  # killed with its MLflow run open
     first.send_signal(signal.SIGKILL)
     first.wait()
-    second = start(command(postgres, 3), tmp_path, "second")  # heartbeat stale after 3 s
+    second = start(command(storage, 3), tmp_path, "second")  # stale: heartbeat or pid
     finish(second, tmp_path, "second")
-    study = study_of(postgres)
+    study = study_of(storage)
     states = {t.number: t.state.name for t in study.trials}
     assert states[killed] == "FAIL"
     (retry,) = [t for t in study.trials if t.system_attrs.get("failed_trial") == killed]
