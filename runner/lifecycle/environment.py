@@ -2,6 +2,7 @@
 import os
 import random
 import subprocess
+import tempfile
 
 import numpy as np
 import torch
@@ -48,10 +49,9 @@ def writable(folder):
     """Fail before training when checkpoints could not be written."""
     try:
         os.makedirs(folder, exist_ok=True)
-        probe = os.path.join(folder, ".write-test")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.unlink(probe)
+        # a probe of this process's own: processes started together share the folder
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-") as f:
+            f.write(b"ok")
     except OSError as e:
         raise PermissionError(f"output folder {os.path.abspath(folder)} not writable "
                               f"({e.strerror}); set run.output_dir") from e
