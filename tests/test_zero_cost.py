@@ -91,7 +91,8 @@ def test_the_same_seed_gives_the_same_decisions():
 @pytest.mark.parametrize("kw, match", [
     ({"proxy": "acc"}, "unknown zero-cost proxy 'acc'"),
     ({"zeroed_ops": "drop"}, "ZeroCost.zeroed_ops must be one of"),
-    ({"batch_per": "epoch"}, "ZeroCost.batch_per must be 'round' or 'decision'")])
+    ({"batch_per": "epoch"}, "ZeroCost.batch_per must be 'round' or 'decision'"),
+    ({"relu_match": "all"}, "ZeroCost.relu_match must be one of")])
 def test_bad_settings_are_one_line_errors(kw, match):
     with pytest.raises(ValueError, match=match):
         ZeroCost(**kw)

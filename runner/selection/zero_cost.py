@@ -46,13 +46,14 @@ class ZeroCost:
     proxy: 'naswot' (the authors' default) or another of runner/selection/proxies.PROXIES.
     batch_size: images of the minibatch (the authors: 256 on NAS-Bench-201, 64 in the DARTS
     space). bn: BN mode of the scored pass (None: the proxy's own; NASWOT's is 'eval', as the
-    authors). none_candidate: `none` is scored like any op (as the authors).
+    authors). none_candidate: `none` is scored like any op (as the authors). relu_match: which
+    modules NASWOT reads (runner/selection/proxies.is_relu; 'name', the authors' rule).
     """
 
     name = "zero-cost"
 
     def __init__(self, proxy="naswot", batch_size=64, bn=None, zeroed_ops=None,
-                 batch_per="round", none_candidate=True):
+                 batch_per="round", none_candidate=True, relu_match="name"):
         proxies.proxy(proxy)  # an unknown name fails when the settings are read
         if zeroed_ops not in (None, *ZEROED):
             raise ValueError(f"ZeroCost.zeroed_ops must be one of {ZEROED} or None, not "
@@ -61,7 +62,11 @@ class ZeroCost:
             raise ValueError(f"ZeroCost.batch_per must be 'round' or 'decision', not "
                              f"{batch_per!r}")
         self.proxy, self.batch_size, self.bn, self.zeroed_ops = proxy, batch_size, bn, zeroed_ops
-        self.batch_per, self.none_candidate = batch_per, none_candidate
+        if relu_match not in proxies.RELU_MATCH:
+            raise ValueError(f"ZeroCost.relu_match must be one of {proxies.RELU_MATCH}, not "
+                             f"{relu_match!r}")
+        self.batch_per, self.none_candidate, self.relu_match = batch_per, none_candidate, \
+            relu_match
         self._batch, self._dims = None, {}
 
     def selector_name(self, tune_epochs):
@@ -92,6 +97,7 @@ class ZeroCost:
         forward = lambda inp: net(inp, w.to(inp.dtype), active)  # noqa: E731
         kwargs = {} if self.bn is None else {"bn": self.bn}
         if self.proxy == "naswot":
+            kwargs["match"] = self.relu_match
             way = self.zeroed_ops or family_zeroed_ops(net.space)
             if way == "zero_input":
                 kwargs["constant"] = lambda kernel: self._zeroed_relus(net, kernel)
