@@ -340,19 +340,33 @@ def test_bench_perf_runs_without_mlflow_and_without_the_reference(tmp_path):
     assert "| MLflow logging / search epoch time | n/a (no mlflow) |" in stdout
 
 
-def test_nb201_computes_only_the_open_and_chosen_ops():
+@pytest.mark.parametrize("grad", [True, False])
+def test_nb201_computes_only_the_open_and_chosen_ops(grad):
     """The reference's NB201 edges compute all 5 ops whatever their weight; ours run the chosen
-    op of a decided edge (`none` included, a multiply by 0) and every op of an open one."""
+    op of a decided edge (`none` included, a multiply by 0) and every op of an open one; with
+    no gradient (scoring) an open edge's `none` is left out too, since it adds zeros."""
     net, _ = decided_net("nb201")
     calls = {}
     for m in net.mixed_ops():
         for k, op in enumerate(m.ops):
             op.register_forward_hook(lambda mod, i, o, key=(m.where[1], k):
                                      calls.__setitem__(key, calls.get(key, 0) + 1))
-    with torch.no_grad():
+    with torch.set_grad_enabled(grad):
         net(torch.randn(2, 3, 16, 16))
     cells = 3  # one search cell per stage
     assert {k for k in calls if k[0] == 0} == {(0, 3)} and calls[(0, 3)] == cells
     assert {k for k in calls if k[0] == 4} == {(4, 0)}
+    first = 0 if grad else 1  # `none` is op 0
     for e in (1, 2, 3, 5):
-        assert {k for k in calls if k[0] == e} == {(e, j) for j in range(5)}
+        assert {k for k in calls if k[0] == e} == {(e, j) for j in range(first, 5)}
+
+
+@pytest.mark.parametrize("space", ["nb201", "darts"])
+def test_the_no_grad_mixing_equals_the_autograd_one(space):
+    """Scoring's in-place multiply-add (and `none` left out) gives the training path's output."""
+    net, _ = decided_net(space)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        fast = net(x)
+    slow = net(x).detach()
+    assert torch.allclose(fast, slow, rtol=1e-5, atol=1e-6)
