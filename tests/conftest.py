@@ -80,6 +80,18 @@ def clean_gin():
     gin.clear_config()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def in_a_session_folder(tmp_path_factory):
+    """Module and session fixtures (which start before a test's own folder is entered) run in
+    a temporary folder too, as do the processes they start."""
+    import os
+
+    before = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    yield
+    os.chdir(before)
+
+
 @pytest.fixture(autouse=True)
 def in_a_temporary_folder(tmp_path, monkeypatch):
     """Every test runs in its own temporary folder: a run it starts writes its `outputs/` (and
