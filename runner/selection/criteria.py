@@ -4,14 +4,13 @@
 measures the supernet on the alpha half of the train split (DARTS-PT's tests, paper §4.1 and
 App. A.3).
 """
-from contextlib import contextmanager
-
 import gin
 import torch
 import torch.nn.functional as F
 
 from runner.training import distributed, progress
 from runner.selection import pt_batched
+from runner.selection.proxies import bn_mode
 from runner.training.loops import Meter, shuffled_batches, train_batch
 from spaces.cell import first_argmax
 
@@ -20,19 +19,6 @@ def op_candidates(net, cell, edge, with_none=False):
     """Ops a selector may choose on an edge: the family's rule, or every op `with_none`."""
     names = net.space.ops(cell)[edge]
     return list(range(len(names))) if with_none else net.space.cell.selectable(names)
-
-
-@contextmanager
-def _train_mode(net):
-    """Train mode for the body, restored after; train() walks every module, so only if needed."""
-    was = net.training
-    if not was:
-        net.train()
-    try:
-        yield
-    finally:
-        if not was:
-            net.train(False)
 
 
 def masked_mixing(net, masked):
@@ -120,7 +106,7 @@ class Perturbation:
         """Accuracy and loss with `masked` (cell, edge, op|None) zeroed, no renormalisation."""
         w, active = masked_mixing(net, masked)
         data, gen, idx, mode = loop.data, loop.gen, loop.valid_idx, loop.precision(net)
-        with _train_mode(net):  # BN uses batch statistics while scoring, as darts-pt
+        with bn_mode(net, "train"):  # BN uses batch statistics while scoring, as darts-pt
             meter, seen = Meter(), 0
             for bi in shuffled_batches(idx, self.batch_size, gen):  # fresh order every pass
                 if self.subset is not None and seen >= self.subset:
@@ -151,7 +137,7 @@ class Perturbation:
             chunk = mask_sets[i:i + self.masks_per_pass]
             passes = pt_batched.draw_passes(loop.data, loop.valid_idx, self.batch_size,
                                             self.subset, loop.gen, len(chunk))
-            with _train_mode(net):
+            with bn_mode(net, "train"):
                 out += [_score(r) for r in pt_batched.measure_grouped(
                     net, loop.data, chunk, passes, mode)]
         return out
