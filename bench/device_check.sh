@@ -13,6 +13,7 @@
 #                       in this environment: the wheels are for the GPU image, not installed)
 set -uo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$PWD
 DRY=0
 [ "${1:-}" = "--dry-run" ] && DRY=1
 OUT=${OUT:-$PWD/device_out}
@@ -30,13 +31,14 @@ else
 fi
 GPUS=$("$PY" -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 0)
 if [ "$DRY" = 1 ]; then DEV=cpu; SIZE=(--tiny)
-    TINY=(--gin gin/overrides/tiny.gin --bind "Perturbation.subset = 4" --bind "dataset.limit = 16")
+    TINY=(--gin "$ROOT/gin/overrides/tiny.gin" --bind "Perturbation.subset = 4" --bind "dataset.limit = 16")
 else DEV=cuda; SIZE=(); TINY=(); fi
 
-step() {  # step NAME COMMAND...: its output in $OUT/NAME.log, a row in the report
+step() {  # step NAME COMMAND...: run in $OUT (its outputs/ and mlruns/ land there, not in the
+          # checkout), its output in $OUT/NAME.log, a row in the report
     local name=$1 t0=$SECONDS
     shift
-    "$@" >"$OUT/$name.log" 2>&1
+    (cd "$OUT" && "$@") >"$OUT/$name.log" 2>&1
     local rc=$?
     echo "| $name | $rc | $((SECONDS - t0)) s |" >>"$OUT/steps.md"
     return 0
@@ -45,14 +47,15 @@ step() {  # step NAME COMMAND...: its output in $OUT/NAME.log, a row in the repo
 : >"$OUT/steps.md"
 TINY_RUN=(--bind "run.device = '$DEV'" --bind "search.epochs = 2" --bind "retrain.epochs = 2"
           --bind "select.tune_epochs = 1" --bind "run.experiment_name = 'device_check'")
-step smoke "$PY" -m runner --gin gin/quickstart.gin --gin gin/selectors/pt.gin "${TINY[@]}" \
+step smoke "$PY" -m runner --gin "$ROOT/gin/quickstart.gin" --gin "$ROOT/gin/selectors/pt.gin" "${TINY[@]}" \
     "${TINY_RUN[@]}"
 if [ -f "$REF/bench_reference.py" ] && [ "$DRY" = 0 ]; then
-    step perf "$PY" bench/perf.py --device "$DEV" --reference "$REF"
+    step perf "$PY" "$ROOT/bench/perf.py" --device "$DEV" --reference "$REF"
 else
-    step perf "$PY" bench/perf.py --device "$DEV" --no-reference "${SIZE[@]}"
+    step perf "$PY" "$ROOT/bench/perf.py" --device "$DEV" --no-reference "${SIZE[@]}"
 fi
-DDP_RUN=(--gin gin/retrain/darts_cifar10.gin --gin gin/overrides/tiny.gin --gin gin/data/digits.gin
+DDP_RUN=(--gin "$ROOT/gin/retrain/darts_cifar10.gin" --gin "$ROOT/gin/overrides/tiny.gin"
+         --gin "$ROOT/gin/data/digits.gin"
          --bind "run.genotype = \"$(sed -n 's/^genotype: //p' "$OUT/smoke.log")\""
          --bind "retrain.auxiliary_weight = 0.0" --bind "run.experiment_name = 'device_ddp'")
 if [ "$GPUS" -ge 2 ] || [ "$DRY" = 1 ]; then
@@ -63,7 +66,7 @@ else
 fi
 if [ "$DRY" = 1 ]; then INPUT=(--workers 0 --images 24 --batch 8)
 else INPUT=(--workers 4 8 16 --images 1536); fi
-step input "$PY" bench/imagenet_input.py --device "$DEV" "${INPUT[@]}"
+step input "$PY" "$ROOT/bench/imagenet_input.py" --device "$DEV" "${INPUT[@]}"
 
 {
     echo "# Device check, $(date -u +%Y-%m-%dT%H:%MZ)$([ "$DRY" = 1 ] && echo ' (dry run, CPU)')"

@@ -58,7 +58,14 @@ def header_sentence(path):
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else list(argv)
+    """Every command of `runner`, its printed lines redacted (tracking/secrets.py)."""
+    from tracking.secrets import redacted_output
+
+    with redacted_output():
+        return dispatch(sys.argv[1:] if argv is None else list(argv))
+
+
+def dispatch(argv):
     if argv[:1] == ["report"]:
         from runner.commands.report import main as report_main
 
@@ -193,7 +200,7 @@ def print_summary(s):
         print(f"final test accuracy: {s['test_acc']:.2f} %  (test error {s['test_error']:.2f} %)")
         if "test_top5_error" in s:
             print(f"final top-5 test error: {s['test_top5_error']:.2f} %")
-    print(f"MLflow run {s['run_id']}; open the UI with:  {Tracker().ui_command()}")
+    print(f"MLflow run {s['run_id']}; {Tracker().ui_hint(s['run_id'])}")
 
 
 if __name__ == "__main__":

@@ -26,8 +26,11 @@ def pytest_sessionstart(session):
 
 def pytest_sessionfinish(session, exitstatus):
     """The suite fails when it wrote run folders or a store into the checkout."""
-    if _written() != getattr(session.config, "_checkout_before", _written()):
-        print(f"\ntests wrote into the checkout: {', '.join(LEFT_BEHIND)} changed in {ROOT}")
+    before, after = getattr(session.config, "_checkout_before", None), _written()
+    changed = [name for name in LEFT_BEHIND if before is not None and before[name] != after[name]]
+    if changed:
+        print(f"\ntests wrote into the checkout {ROOT}: "
+              + ", ".join(f"{name} ({before[name]} -> {after[name]})" for name in changed))
         session.exitstatus = 1
 
 

@@ -1,5 +1,6 @@
 """A real PostgreSQL server for the tests, from Debian's packages (the README's test command
-installs them): initdb in a temporary folder, a free loopback port, trust auth."""
+installs them): initdb in a temporary folder, a free loopback port, trust auth (any password
+is accepted), or with `password` set, SCRAM password auth (the right password is needed)."""
 import glob
 import os
 import pwd
@@ -27,7 +28,8 @@ def free_port():
 class Postgres:
     """Start with `start()`, get `url`, end with `stop()`. Root runs it as user postgres."""
 
-    def __init__(self):
+    def __init__(self, password=None):
+        self.password = password
         self.root = tempfile.mkdtemp(prefix="pg-")
         self.port = free_port()
         self.user = pwd.getpwuid(os.getuid()).pw_name
@@ -39,10 +41,20 @@ class Postgres:
         self.data = os.path.join(self.root, "data")
 
     def _run(self, *cmd):
-        subprocess.run(self.prefix + list(cmd), check=True, capture_output=True, timeout=120)
+        env = dict(os.environ, **({"PGPASSWORD": self.password} if self.password else {}))
+        subprocess.run(self.prefix + list(cmd), check=True, capture_output=True, timeout=120,
+                       env=env)
 
     def start(self):
-        self._run(pg_bin("initdb"), "-D", self.data, "-A", "trust", "-U", self.user, "--no-sync")
+        auth = ["-A", "trust"]
+        if self.password:
+            pwfile = os.path.join(self.root, "pwfile")
+            with open(pwfile, "w") as f:
+                f.write(self.password + "\n")
+            if os.geteuid() == 0:
+                shutil.chown(pwfile, self.user)
+            auth = ["-A", "scram-sha-256", f"--pwfile={pwfile}"]
+        self._run(pg_bin("initdb"), "-D", self.data, *auth, "-U", self.user, "--no-sync")
         opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
         self._run(pg_bin("pg_ctl"), "-D", self.data, "-o", opts, "-l",
                   os.path.join(self.root, "log"), "-w", "start")
@@ -52,7 +64,12 @@ class Postgres:
 
     @property
     def url(self):
+        """The database URL without a password (trust auth, or PGPASSWORD)."""
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/optuna"
+
+    @property
+    def url_with_password(self):
+        return f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.port}/optuna"
 
     def stop(self):
         try:

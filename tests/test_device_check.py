@@ -30,6 +30,7 @@ def test_dry_run_runs_every_step_and_writes_one_report(tmp_path):
         assert [r.info.status for r in runs] == ["FINISHED"]
     ddp = client.search_runs([client.get_experiment_by_name("device_ddp").experiment_id])[0]
     assert ddp.data.tags["world_size"] == "2"
+    assert len(list((tmp_path / "outputs").iterdir())) == 2  # run folders under $OUT
 
 
 def test_scaling_benchmark_runs_one_and_two_processes_and_prints_its_table(tmp_path):

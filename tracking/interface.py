@@ -43,7 +43,11 @@ class RunTracker(Protocol):
         """Raise TrackingError before any work when the store cannot be reached."""
 
     def ui_command(self) -> str:
-        """How a person opens this store's UI."""
+        """The command that serves this store's UI (a local store)."""
+
+    def ui_hint(self, run_id: str) -> str:
+        """Where a person looks at a run: the run's page on a tracking server, else the
+        `mlflow ui` command."""
 
     # --- runs ------------------------------------------------------------------------
     def run(self, experiment: str, run_name: Optional[str] = None, tags: Optional[dict] = None,

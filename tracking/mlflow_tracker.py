@@ -9,8 +9,10 @@ import time
 from contextlib import contextmanager
 
 from tracking.interface import Point, RunRecord
+from tracking.secrets import MASK, redact
 
 DEFAULT_URI = "sqlite:///mlflow.db"
+MAX_PARAM = 500  # MLflow accepts 6000 chars; a param stays readable in the UI
 _PROBE_ENV = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
 
 
@@ -57,6 +59,37 @@ def new_client(uri):
     return client
 
 
+def clean(values):
+    """{key: str(value)} of params or tags, both redacted (MLflow writes True as "1")."""
+    return {redact(str(k)): redact(str(v)) for k, v in values.items()}
+
+
+def metric_name(key):
+    """`key` redacted, the mask spelled in letters: MLflow refuses '*' in a metric name (and
+    '@', '?', '=': a URL with credentials cannot be one)."""
+    return redact(key).replace(MASK, "REDACTED")
+
+
+def shorten(value):
+    """A param value cut to MAX_PARAM characters (after redaction, so that no cut URL
+    escapes it)."""
+    return value if len(value) <= MAX_PARAM else value[:MAX_PARAM - 3] + "..."
+
+
+def text_of(path, probe=8192):
+    """The content of a text file, None for a binary one (a NUL byte in its first `probe`
+    bytes, as git decides, or not UTF-8): checkpoints and plots are not read whole."""
+    with open(path, "rb") as f:
+        head = f.read(probe)
+        if b"\0" in head:
+            return None
+        data = head + f.read()
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        return None
+
+
 def record(run):
     """An MLflow Run as the runner reads it (tracking/interface.py)."""
     return RunRecord(run.info.run_id, run.info.status, dict(run.data.tags),
@@ -90,7 +123,8 @@ class Tracker:
             self.client.search_experiments(max_results=1)
         except Exception as e:  # noqa: BLE001 - any failure here means "unreachable"
             text = " ".join(str(e).split())[:200]
-            raise TrackingError(f"tracking server {self.uri} unreachable: {text}") from e
+            raise TrackingError(f"tracking server {redact(self.uri)} unreachable: "
+                                f"{redact(text)}") from e
         finally:
             for k, v in saved.items():
                 if v is None:
@@ -141,7 +175,7 @@ class Tracker:
             raise LookupError(f"run {run_id} has no artifact {path} ({type(e).__name__})") from e
 
     def create_run(self, experiment, run_name, tags, parent_run_id=None):
-        tags = {k: str(v) for k, v in tags.items()}
+        tags = clean(tags)
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id
         run = self.client.create_run(self.experiment_id(experiment), run_name=run_name,
@@ -151,15 +185,15 @@ class Tracker:
 
     def set_status(self, status, run_id=None, tags=None):
         """End a run (this one, or `run_id`) with `status`, setting `tags` on it first."""
-        for k, v in (tags or {}).items():
-            self.client.set_tag(run_id or self.run_id, k, str(v))
+        for k, v in clean(tags or {}).items():
+            self.client.set_tag(run_id or self.run_id, k, v)
         self.client.set_terminated(run_id or self.run_id, status)
 
     @contextmanager
     def run(self, experiment, run_name=None, tags=None, parent_run_id=None, run_id=None):
         """Open (or with `run_id` reopen) a run; mark it FINISHED, FAILED on an exception,
         KILLED on Ctrl-C or SIGTERM."""
-        tags = {k: str(v) for k, v in (tags or {}).items()}  # MLflow writes True as "1"
+        tags = clean(tags or {})
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id
         if run_id:
@@ -181,7 +215,7 @@ class Tracker:
     def params(self, params):
         from mlflow.entities import Param
 
-        items = [Param(k, str(v)) for k, v in sorted(params.items())]
+        items = [Param(k, shorten(v)) for k, v in sorted(clean(params).items())]
         for i in range(0, len(items), 100):  # MLflow caps a batch at 100 params
             self.client.log_batch(self.run_id, params=items[i:i + 100])
 
@@ -190,7 +224,7 @@ class Tracker:
         from mlflow.entities import Metric
 
         ts = int(time.time() * 1000)
-        items = [Metric(k, float(v), ts, step) for k, v in values.items()]
+        items = [Metric(metric_name(k), float(v), ts, step) for k, v in values.items()]
         for i in range(0, len(items), 1000):
             self.client.log_batch(self.run_id, metrics=items[i:i + 1000])
 
@@ -205,10 +239,16 @@ class Tracker:
     def tags(self, tags):
         from mlflow.entities import RunTag
 
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in clean(tags).items()])
 
     def artifact(self, path, folder=None):
-        self.client.log_artifact(self.run_id, path, folder)
+        """Log the file at `path`; a text file whose content holds a credential goes up
+        redacted (a copy; the file itself is left as it is)."""
+        text = text_of(path)
+        if text is not None and redact(text) != text:
+            self.text(text, os.path.join(folder or "", os.path.basename(path)))
+        else:
+            self.client.log_artifact(self.run_id, path, folder)
 
     def text(self, text, name):
         """Log `text` as the artifact file `name` (may contain a folder)."""
@@ -216,8 +256,8 @@ class Tracker:
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, base)
             with open(path, "w") as f:
-                f.write(text)
-            self.artifact(path, folder or None)
+                f.write(redact(text))
+            self.client.log_artifact(self.run_id, path, folder or None)
 
     def json(self, obj, name):
         self.text(json.dumps(obj, indent=1), name)
@@ -244,10 +284,22 @@ class Tracker:
         keys = [k for k in self.get_run(self.run_id).metrics if k.startswith(prefix)]
         return {k: self.metric_history(k) for k in keys}
 
+    def ui_hint(self, run_id):
+        """Where a person looks at run `run_id`: on a tracking server, the run's page (its URL
+        redacted); on a local store, the `mlflow ui` command that serves it."""
+        if self.uri.startswith(("http://", "https://")):
+            experiment = self.client.get_run(run_id).info.experiment_id
+            return (f"open it at {redact(self.uri.rstrip('/'))}/#/experiments/{experiment}"
+                    f"/runs/{run_id}")
+        if self.uri.startswith("databricks"):
+            return f"open it in the Databricks workspace of {redact(self.uri)}"
+        return f"open the UI with:  {self.ui_command()}"
+
     def ui_command(self):
         """The command that opens the MLflow UI on this tracking store, as it can be pasted:
         the mlflow executable beside the running interpreter (a virtual environment need not
-        be active), quoted for a POSIX shell."""
+        be active), quoted for a POSIX shell. A password in a database URI is masked: the
+        command then works with the password in the environment (PGPASSWORD, ~/.pgpass)."""
         beside = os.path.join(os.path.dirname(sys.executable), "mlflow")
         exe = beside if os.access(beside, os.X_OK) else "mlflow"
-        return f"{shlex.quote(exe)} ui --backend-store-uri {shlex.quote(self.uri)}"
+        return f"{shlex.quote(exe)} ui --backend-store-uri {shlex.quote(redact(self.uri))}"

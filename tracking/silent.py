@@ -16,6 +16,9 @@ class SilentTracker:
     def ui_command(self):
         return ""
 
+    def ui_hint(self, run_id):
+        return ""
+
     @contextmanager
     def run(self, experiment, run_name=None, tags=None, parent_run_id=None, run_id=None):
         yield self

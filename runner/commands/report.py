@@ -127,14 +127,17 @@ def markdown(df, floatfmt="{:.2f}"):
 
 
 def write_tables(tables, folder):
-    """`name.csv` and `name.md` per table; returns the paths."""
+    """`name.csv` and `name.md` per table, redacted (a table of params may show a storage URL
+    logged before redaction existed); returns the paths."""
+    from tracking.secrets import redact
+
     os.makedirs(folder, exist_ok=True)
     paths = []
     for name, df in tables.items():
         for ext, text in (("csv", df.to_csv(index=False)), ("md", markdown(df))):
             path = os.path.join(folder, f"{name}.{ext}")
             with open(path, "w") as f:
-                f.write(text)
+                f.write(redact(text))
             paths.append(path)
     return paths
 

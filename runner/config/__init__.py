@@ -74,7 +74,6 @@ def one_line(exc):
 
 
 # --- the parsed bindings as MLflow params -------------------------------------------------
-MAX_VALUE = 500  # MLflow accepts 6000 chars; keep params readable in the UI
 
 
 def _short(selector):
@@ -94,5 +93,4 @@ def flat_bindings():
 def _fmt(value):
     if isinstance(value, gin.config.ConfigurableReference):
         value = "@" + value.selector
-    text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= MAX_VALUE else text[:MAX_VALUE - 3] + "..."
+    return value if isinstance(value, str) else repr(value)  # the tracker shortens it

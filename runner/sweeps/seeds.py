@@ -10,7 +10,7 @@ import gin
 
 from runner.config import parse_config
 from runner.sweeps.setup import close_killed_runs, once, open_study, trial_tag
-from runner.sweeps.urls import default_url, redact
+from runner.sweeps.urls import default_url
 from runner.sweeps.sweep import WORKER, spawn_workers, work
 
 
@@ -59,7 +59,7 @@ def parent_run(call, experiment_name, seed_list, url):
     tracker = Tracker()
     tracker.check()
     tracker.create_run(experiment_name, f"{experiment_name}-seeds",
-                       {"seeds": str(list(seed_list)), "seeds_storage": redact(url)})
+                       {"seeds": str(list(seed_list)), "seeds_storage": url})
     log_config(tracker, call.gin_files, call.bindings)
     return tracker.run_id
 

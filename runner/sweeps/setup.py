@@ -6,7 +6,7 @@ import time
 
 from runner.compat.optuna_internals import trial_id
 from runner.sweeps.locks import setup_lock
-from runner.sweeps.urls import default_url, redact, unreachable
+from runner.sweeps.urls import default_url, unreachable
 
 POLL_S = 2.0
 
@@ -130,7 +130,7 @@ def sweep_run_id(study, experiment_name, gin_files, bindings, url, worker, lock)
         tracker.check()
         tracker.create_run(experiment_name, f"sweep-{study.study_name}",
                            {"sweep_study": study.study_name,
-                            "sweep_storage": redact(default_url(url, study.study_name))})
+                            "sweep_storage": default_url(url, study.study_name)})
         log_config(tracker, gin_files, bindings)
         return tracker.run_id
 

@@ -23,6 +23,7 @@ from runner.config import one_line, parse_config
 from runner.lifecycle.placement import WORKER_ENV, worker_env
 from runner.sweeps.setup import (POLL_S, close_killed_runs, fail_dead_trials, open_study,
                                  supernet_run_id, sweep_run_id, trial_tag)
+from tracking.secrets import redact
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -193,7 +194,7 @@ def objective(study, call, params, parent, source, metric, nested):
                             "sweep_params": json.dumps(values),
                             "study_trial": trial_tag(study, trial)}))
         except Exception as e:  # recorded on the trial; optimize(catch=...) marks it FAIL
-            trial.set_user_attr("error", one_line(e))
+            trial.set_user_attr("error", redact(one_line(e)))  # the study is a store too
             raise
         trial.set_user_attr("mlflow_run_id", summary["run_id"])
         metrics = Tracker().get_run(summary["run_id"]).metrics

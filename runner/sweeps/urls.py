@@ -1,11 +1,7 @@
-"""Study storage URLs: the default journal file, and how they appear in tags and errors."""
+"""Study storage URLs: the default journal file, and the error of one that cannot be opened."""
 import os
-import re
 
-
-def redact(url):
-    """A storage URL without its password, fit for a tag or an error message."""
-    return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", url)
+from tracking.secrets import redact
 
 
 def default_url(url, study_name):
