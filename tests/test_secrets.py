@@ -17,7 +17,8 @@ from helpers import ROOT, TINY, argv, command
 from pg import Postgres, free_port
 from tracking.secrets import MASK, redact, redacted_output
 
-PASSWORD = secrets.token_urlsafe(12)  # planted: it must not appear anywhere it was not given
+# planted: it must appear nowhere it was not given (fixed: xdist workers collect the same ids)
+PASSWORD = "pl4nted-Secret_q7Zx"
 
 
 def credential_texts(pw):
