@@ -200,6 +200,9 @@ def print_summary(s):
         print(f"final test accuracy: {s['test_acc']:.2f} %  (test error {s['test_error']:.2f} %)")
         if "test_top5_error" in s:
             print(f"final top-5 test error: {s['test_top5_error']:.2f} %")
+    if s.get("model"):
+        print(f"model (uint8 images (N, H, W, C) in, class scores out): "
+              f"mlflow.pyfunc.load_model({s['model']!r})")
     print(f"MLflow run {s['run_id']}; {Tracker().ui_hint(s['run_id'])}")
 
 

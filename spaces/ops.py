@@ -90,6 +90,8 @@ def _nhwc_on_cpu(pool, x):
     if x.device.type != "cpu" or x.is_contiguous(memory_format=torch.channels_last):
         return pool(x)
     nhwc, nchw = torch.channels_last, torch.contiguous_format
+    if not (x.requires_grad and torch.is_grad_enabled()):  # no backward: plain layout changes
+        return pool(x.contiguous(memory_format=nhwc)).contiguous(memory_format=nchw)
     return _Layout.apply(pool(_Layout.apply(x, nhwc, nchw)), nchw, nhwc)
 
 

@@ -22,9 +22,11 @@ from spaces.cell import get_space
 from spaces.darts.genotype import Genotype
 
 # the DARTS-cell experiment files; the NAS-Bench-201 ones have their own checks (test_nb201_e2e)
-# (the Zero-Cost-PT files run a pool of nested runs: tests/test_zc_e2e.py)
+# (the Zero-Cost-PT files run a pool of nested runs: tests/test_zc_e2e.py; folder.gin reads a
+# folder of images: tests/test_folder.py)
 EXPERIMENTS = [p for p in experiment_files() if "include 'spaces/nb201.gin'" not in p.read_text()
-               and "include 'selectors/zc_pt.gin'" not in p.read_text()]
+               and "include 'selectors/zc_pt.gin'" not in p.read_text()
+               and "include 'data/folder.gin'" not in p.read_text()]
 EXPECTED_EXPERIMENTS = {"quickstart", "darts_cifar10"} | {
     f"s{k}_{d}" for k in (1, 2, 3, 4) for d in ("cifar10", "cifar100", "svhn")}
 

@@ -98,5 +98,9 @@ class RunTracker(Protocol):
 
     def plot(self, draw: Callable, *args, name: str) -> None: ...
 
+    def log_model(self, model, example, info: dict, register_as: Optional[str] = None
+                  ) -> Optional[str]:
+        """Log a TorchScript image classifier as the run's MLflow Model `model/`; its URI."""
+
     def history(self, prefix: str) -> Dict[str, List[Point]]:
         """Metric name -> its points, for the current run's metrics starting with `prefix`."""

@@ -279,6 +279,44 @@ class Tracker:
                 return
             self.artifact(path, "plots")
 
+    def log_model(self, model, example, info, register_as=None):
+        """Log `model` (a torch module: uint8 images (N, H, W, C) in, float scores out) as
+        the MLflow Model `model/` of the current run: mlflow.pytorch flavour, exported with
+        torch.export ('pt2': a graph, no pickled class, loads with torch alone), its signature
+        with any N, H and W, `example` (N > 1) as its input example, `info` in its metadata
+        and beside it as model/info.json. With `register_as`, a new version of that
+        registered model. Returns the model's URI."""
+        import mlflow.pytorch
+        import numpy as np
+        import torch
+        from mlflow.models import ModelSignature
+        from mlflow.types import Schema, TensorSpec
+
+        signature = ModelSignature(
+            Schema([TensorSpec(np.dtype(np.uint8), (-1, -1, -1, example.shape[-1]))]),
+            Schema([TensorSpec(np.dtype(np.float32), (-1, len(info["classes"])))]))
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "model")
+            mlflow.pytorch.save_model(
+                model, path, signature=signature, input_example=example,
+                serialization_format="pt2", metadata=info,
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}",
+                                  f"mlflow=={mlflow.__version__}"])
+            with open(os.path.join(path, "info.json"), "w") as f:
+                json.dump(info, f, indent=1)
+            self.client.log_artifacts(self.run_id, path, "model")
+        uri = f"runs:/{self.run_id}/model"
+        if register_as:
+            from mlflow.exceptions import MlflowException
+
+            try:
+                self.client.create_registered_model(register_as)
+            except MlflowException:  # it exists: a new version of it
+                pass
+            version = self.client.create_model_version(register_as, uri, run_id=self.run_id)
+            self.tags({"registered_model": f"{register_as}/{version.version}"})
+        return uri
+
     def history(self, prefix):
         """Metric name -> its points, for the run's metrics starting with `prefix`."""
         keys = [k for k in self.get_run(self.run_id).metrics if k.startswith(prefix)]

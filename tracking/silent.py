@@ -19,6 +19,9 @@ class SilentTracker:
     def ui_hint(self, run_id):
         return ""
 
+    def log_model(self, model, example, info, register_as=None):
+        return None
+
     @contextmanager
     def run(self, experiment, run_name=None, tags=None, parent_run_id=None, run_id=None):
         yield self

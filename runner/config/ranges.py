@@ -59,6 +59,8 @@ RANGES = {
     "dataset.pad": Range(0, integer=True, optional=True),
     "dataset.limit": Range(1, integer=True, optional=True),
     "dataset.workers": COUNT,  # DataLoader processes per rank (streamed ImageNet); 0: in-process
+    "dataset.image_size": Range(8, integer=True),  # a folder set's side; the cells halve it twice
+    "dataset.memory_budget": Range(0, lo_open=True, optional=True),  # GiB
     "run.seed": SEED,
     "run.seeds": SEED,
     "supernet.C": POSITIVE_INT,

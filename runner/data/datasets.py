@@ -4,12 +4,13 @@ import importlib.util
 import math
 import os
 from dataclasses import dataclass
+from typing import Optional
 
 import gin
 import numpy as np
 import torch
 
-from runner.data import augment, imagenet, imagenet16
+from runner.data import augment, folder, imagenet, imagenet16
 
 
 class DataError(RuntimeError):
@@ -35,6 +36,7 @@ FILES = {
     "svhn": ("svhn", ["train_32x32.mat", "test_32x32.mat"]),
     "imagenet16": (imagenet16.FOLDER, imagenet16.TRAIN + [imagenet16.VAL]),
 }
+CLASSES = {}  # class names read from a dataset's files (CIFAR's meta); the others: numbers
 # datasets without a download: where to get their files instead
 MANUAL = {"imagenet16": "get them from the NAS-Bench-201 authors (no automatic download)"}
 # the random crop's zero padding per dataset (darts-pt: 4 for 32x32 images, 2 for 16x16 ones)
@@ -99,6 +101,8 @@ class Dataset:
     pad: int
     num_classes: int
     train_portion: float = 0.5  # the weight part of the train split in search and selection
+    classes: Optional[list] = None  # class names (None: the label numbers)
+    val_start: Optional[int] = None  # a folder set's val/: train_x[val_start:] trains alphas
 
     @property
     def in_channels(self):
@@ -128,9 +132,12 @@ class Dataset:
     def search_halves(self, portion=None):
         """Index split of the train split: the first `portion` (None: `train_portion`) for
         weights, the rest for alphas; search, selection and the analyses share it."""
-        portion = self.train_portion if portion is None else portion
         n = self.train_x.size(0)
-        split = int(math.floor(portion * n))
+        if portion is None and self.val_start is not None:  # a val/ folder: its own split
+            split = self.val_start
+        else:
+            portion = self.train_portion if portion is None else portion
+            split = int(math.floor(portion * n))
         idx = torch.arange(n, device=self.train_x.device)
         return idx[:split], idx[split:]
 
@@ -161,6 +168,7 @@ def _torchvision(name, root, download, verify_md5):
         tr, te = cls(folder, split="train", download=download), cls(folder, split="test", download=download)
         return tr.data, tr.labels, te.data, te.labels
     tr, te = cls(root, train=True, download=download), cls(root, train=False, download=download)
+    CLASSES[name] = list(tr.classes)  # the names in the files' own meta
     return tr.data.transpose(0, 3, 1, 2), tr.targets, te.data.transpose(0, 3, 1, 2), te.targets
 
 
@@ -206,16 +214,22 @@ def _digits(test_size=300):
 
 @gin.configurable
 def dataset(name=gin.REQUIRED, root="data", download=False, verify_md5=True, pad=None,
-            device="cpu", limit=None, placement="auto", workers=8, train_portion=0.5):
-    """Load `name` (cifar10, cifar100, svhn, imagenet16 = ImageNet16-120, digits) onto `device`;
-    imagenet is not loaded but streamed from its ImageFolder layout by `workers` DataLoader
-    processes per rank (runner/data/imagenet.py).
+            device="cpu", limit=None, placement="auto", workers=8, train_portion=0.5,
+            image_size=32, memory_budget=None):
+    """Load `name` (cifar10, cifar100, svhn, imagenet16 = ImageNet16-120, digits, folder)
+    onto `device`; imagenet is not loaded but streamed from its ImageFolder layout by
+    `workers` DataLoader processes per rank (runner/data/imagenet.py).
+
+    folder: your own images under `root` (train/<class>/*, test/<class>/*, optional val/;
+    runner/data/folder.py), resized to `image_size`, decoded by `workers` processes; over
+    `memory_budget` GiB of decoded images (None: a quarter of the RAM) they stream in the
+    retrain instead.
 
     train_portion: the part of the train split that trains the supernet's weights in search,
     selection and the analyses (the rest trains alpha and scores; darts-pt: 0.5).
     limit: at most this many images per split (None: all). pad: zero padding of the random
-    crop (None: the dataset's default, 4 pixels, 2 for the 16x16 digits and ImageNet16;
-    0: no crop).
+    crop (None: the dataset's default, 4 pixels, 2 for the 16x16 digits and ImageNet16,
+    image_size / 8 for a folder; 0: no crop).
 
     placement: 'device' keeps the uint8 images on `device`; 'host' keeps them in host memory
     and copies each batch over (HostImages); 'auto' = 'device' when they take at most a
@@ -225,8 +239,12 @@ def dataset(name=gin.REQUIRED, root="data", download=False, verify_md5=True, pad
         return imagenet.ImageFolderData(root, device, DataError, limit, workers)
     if placement not in ("auto", "device", "host"):
         raise ValueError(f"dataset.placement must be 'auto', 'device' or 'host', not {placement!r}")
+    if name == "folder":
+        return _folder(root, image_size, limit, memory_budget, workers, device, placement, pad,
+                       train_portion)
     if name not in STATS:
-        raise DataError(f"unknown dataset {name!r}; known: {', '.join([*STATS, 'imagenet'])}")
+        raise DataError(f"unknown dataset {name!r}; known: "
+                        f"{', '.join([*STATS, 'imagenet', 'folder'])}")
     if name == "digits":
         arrays = _digits()
     else:
@@ -241,12 +259,37 @@ def dataset(name=gin.REQUIRED, root="data", download=False, verify_md5=True, pad
     if limit:
         tx, ty, vx, vy = tx[:limit], ty[:limit], vx[:limit], vy[:limit]
     mean, std, flip = STATS[name]
+    return _placed(name, tx, ty, vx, vy, mean, std, flip,
+                   pad if pad is not None else PAD.get(name, 4), NUM_CLASSES[name],
+                   train_portion, device, placement, classes=CLASSES.get(name))
+
+
+def _placed(name, tx, ty, vx, vy, mean, std, flip, pad, num_classes, train_portion, device,
+            placement, **extra):
+    """The Dataset of uint8 splits, the images on `device` or left on the host."""
     shape = (1, len(mean), 1, 1)
     on_device = placement == "device" or (
         placement == "auto" and fits_device(tx.nbytes + vx.nbytes, device))
     tx, vx = (x.to(device) if on_device else HostImages(x, device) for x in (tx, vx))
     return Dataset(name, tx, ty.long().to(device), vx, vy.long().to(device),
                    torch.tensor(mean, device=device).view(shape),
-                   torch.tensor(std, device=device).view(shape), flip,
-                   pad if pad is not None else PAD.get(name, 4), NUM_CLASSES[name],
-                   train_portion)
+                   torch.tensor(std, device=device).view(shape), flip, pad, num_classes,
+                   train_portion, **extra)
+
+
+def _folder(root, size, limit, budget, workers, device, placement, pad, train_portion):
+    """A folder of your own images, in memory (a Dataset) or streamed (over the budget)."""
+    got = folder.read(root, size, limit, budget, workers, DataError)
+    (mean, std), pad = got["stats"], size // 8 if pad is None else pad
+    if "stream" in got:
+        return folder.streamed(root, got["stream"], size, device, DataError, workers, mean,
+                               std, pad)
+    splits = got["splits"]
+    (tx, ty), (vx, vy) = splits["train"], splits["test"]
+    val_start = None
+    if "val" in splits:  # weights on train/, alphas on val/; the retrain trains on both
+        val_start = len(tx)
+        tx, ty = torch.cat([tx, splits["val"][0]]), torch.cat([ty, splits["val"][1]])
+    return _placed("folder", tx, ty, vx, vy, mean, std, True, pad, len(got["classes"]),
+                   train_portion, device, placement, classes=got["classes"],
+                   val_start=val_start)

@@ -52,30 +52,26 @@ def spread(n, limit):
     return torch.linspace(0, n - 1, limit).round().long().tolist()
 
 
-class ImageFolderData:
-    """ImageNet's train and val splits, read by DataLoader workers; what the retrain needs of a
-    dataset (name, num_classes, image_shape, its batches) without holding the images."""
+class Streamed:
+    """Train and test splits read by DataLoader workers (torch Datasets of uint8 (C, H, W)
+    images and labels); what the retrain needs of a dataset (name, num_classes, image_shape,
+    its batches) without holding the images. Subclasses set the fields in __init__ and may
+    augment the train batches on the device (`train_input`)."""
 
     streamed = True
-    in_channels = 3
+    name, train, test, train_index, test_index = "", None, None, None, None
+    num_classes, in_channels, image_shape, workers = 0, 3, (3, 0, 0), 0
 
-    def __init__(self, root, device, error, limit=None, workers=8, size=224):
-        self.name = "imagenet"
-        folder = os.path.join(root, FOLDER)
-        self.train = image_folder(os.path.join(folder, "train"), train_transform(size), error)
-        self.test = image_folder(os.path.join(folder, "val"), test_transform(size), error)
-        if self.train.classes != self.test.classes:
-            raise error(f"imagenet train/ and val/ in {os.path.abspath(folder)} hold different "
-                        f"classes ({len(self.train.classes)} and {len(self.test.classes)})")
-        self.train_index, self.test_index = (spread(len(d), limit) for d in (self.train,
-                                                                             self.test))
-        self.num_classes = len(self.train.classes)
-        self.image_shape = (3, size, size)
-        self.device, self.workers = torch.device(device), workers
-        shape = (1, 3, 1, 1)
-        self.mean = torch.tensor(MEAN, device=device).view(shape)
-        self.std = torch.tensor(STD, device=device).view(shape)
+    def setup(self, device, mean, std):
+        self.device = torch.device(device)
+        shape = (1, len(mean), 1, 1)
+        self.mean = torch.tensor(mean, device=device).view(shape)
+        self.std = torch.tensor(std, device=device).view(shape)
         self._loaders = {}
+
+    def train_input(self, x, gen):
+        """A train batch (uint8 on the device) as the network's input."""
+        return self.normalise(x)
 
     def normalise(self, x):
         x = x.to(self.device, non_blocking=True).float().div_(255)
@@ -114,11 +110,33 @@ class ImageFolderData:
                              f"{world} ranks")
         loader = self.loader("train", batch_size // world, seed)
         loader.sampler.set_epoch(epoch)
+        gen = torch.Generator(self.device).manual_seed(  # each rank its own augmentations
+            (seed * 1_000_003 + epoch) * 64 + distributed.ranks().rank)
         for x, y in loader:
-            yield mode.input(self.normalise(x)), y.to(self.device, non_blocking=True), \
-                y.numel() * world
+            x = self.train_input(x.to(self.device, non_blocking=True), gen)
+            yield mode.input(x), y.to(self.device, non_blocking=True), y.numel() * world
 
     def test_batches(self, batch_size, mode):
         """(x, y) of this rank's share of the val split, normalised."""
         for x, y in self.loader("test", batch_size, 0):
             yield mode.input(self.normalise(x)), y.to(self.device, non_blocking=True)
+
+
+class ImageFolderData(Streamed):
+    """ImageNet's train and val splits, streamed (RandomResizedCrop etc. in the workers)."""
+
+    def __init__(self, root, device, error, limit=None, workers=8, size=224):
+        self.name = "imagenet"
+        folder = os.path.join(root, FOLDER)
+        self.train = image_folder(os.path.join(folder, "train"), train_transform(size), error)
+        self.test = image_folder(os.path.join(folder, "val"), test_transform(size), error)
+        if self.train.classes != self.test.classes:
+            raise error(f"imagenet train/ and val/ in {os.path.abspath(folder)} hold different "
+                        f"classes ({len(self.train.classes)} and {len(self.test.classes)})")
+        self.train_index, self.test_index = (spread(len(d), limit) for d in (self.train,
+                                                                             self.test))
+        self.num_classes = len(self.train.classes)
+        self.classes = list(self.train.classes)
+        self.image_shape = (3, size, size)
+        self.workers = workers
+        self.setup(device, MEAN, STD)

@@ -8,7 +8,7 @@ import gin
 import torch
 
 from runner import methods  # noqa: F401  (registers them with gin)
-from runner.data.datasets import dataset
+from runner.data.datasets import DataError, dataset
 from runner.lifecycle import phases
 from runner.lifecycle.environment import (git_commit, pick_device, seed_everything,
                                           set_deterministic, writable)
@@ -77,6 +77,10 @@ def open_run(call, settings, mode_name, body):
     if newest is not None and newest.status == "FINISHED":  # a repeated --resume: nothing to do
         return finished(newest, settings.experiment_name, name, settings.output_dir)
     p.data = dataset(device=device)
+    if getattr(p.data, "streamed", False) and settings.genotype is None:
+        raise DataError(f"{p.data.name} data streams from disk (over dataset.memory_budget, or "
+                        "ImageNet): search and selection need it in memory; retrain a given "
+                        "genotype (run.genotype), or lower dataset.image_size or dataset.limit")
     seed_everything(settings.seed)
     p.gen = torch.Generator(device).manual_seed(settings.seed)
     parent = call.parent_run_id or (p.given.source_run if p.given else p.source.run)
@@ -89,6 +93,7 @@ def open_run(call, settings, mode_name, body):
             p.out = os.path.join(settings.output_dir, tracker.run_id)
             os.makedirs(p.out, exist_ok=True)
             phases.log_config(tracker, call.gin_files, call.bindings)
+            phases.log_dataset(tracker, p.data)
             return body(p)
         finally:
             tracker.text(gin.operative_config_str(), "config/operative.gin")

@@ -12,7 +12,7 @@ from runner.config import flat_bindings
 from runner.lifecycle.environment import seed_everything
 from runner.selection.lookup import log_final
 from runner.selection.select import records_table
-from runner.training import checkpoint, distributed
+from runner.training import checkpoint, distributed, export
 from runner.training.retrain import retrain
 from tracking import plots
 
@@ -153,9 +153,30 @@ def selection(p, net, state=None):
 def retraining(p, genotype):
     """Train the genotype's network from scratch; its test error is the run's result."""
     resume = distributed.decide(lambda: saved(p.out, "retrain"))  # rank 0's file, to all
-    result = retrain(genotype, p.space, p.data, p.tracker, p.gen, p.device,
-                     ckpt_path=os.path.join(p.out, "retrain.pt"), resume=resume, mode=p.mode)
+    result, net = retrain(genotype, p.space, p.data, p.tracker, p.gen, p.device,
+                          ckpt_path=os.path.join(p.out, "retrain.pt"), resume=resume,
+                          mode=p.mode)
     p.tracker.ensure_logged({k: result[k] for k in ("test_error", "test_acc", "test_top5_error")
                              if k in result}, step=0)
     p.tracker.plot(plots.retrain_curves, p.tracker.history("retrain/"), name="retrain.png")
+    if p.settings.log_model and distributed.is_main():
+        result["model"] = log_model(p.tracker, net, p.data, genotype,
+                                    p.settings.register_model)
     return result
+
+
+def log_model(tracker, net, data, genotype, register_as):
+    """The retrained network as the run's MLflow Model (runner/training/export.py)."""
+    model = export.predictor(net, data)
+    return tracker.log_model(model, export.test_images(data, 2),
+                             export.info(data, genotype, data.num_classes), register_as)
+
+
+def log_dataset(tracker, data):
+    """What the network is trained on: class names, normalisation, image shape, splits."""
+    tracker.json({"name": data.name, "classes": getattr(data, "classes", None),
+                  "mean": data.mean.flatten().tolist(), "std": data.std.flatten().tolist(),
+                  "image_shape": list(data.image_shape),
+                  "streamed": bool(getattr(data, "streamed", False)),
+                  "val_split": getattr(data, "val_start", None) is not None},
+                 "data/dataset.json")

@@ -19,18 +19,22 @@ class RunSettings:
     (runner/analysis/, e.g. @Discretisation()) runs on the supernet in place of selection and
     retrain. genotype (a genotype string, a published name, a genotype.json path or the id of
     the MLflow run that selected it; runner/lifecycle/given.py) skips search and selection.
+    log_model: log the retrained network as an MLflow Model (`model/`: TorchScript, raw
+    images in, class scores out; runner/training/export.py); register_model: also register
+    it under that name (a new version each run).
     """
 
     def __init__(self, experiment_name=gin.REQUIRED, space=gin.REQUIRED, method=None, seed=2,
                  seeds=(), device="auto", output_dir="outputs", do_select=True,
                  do_retrain=True, deterministic=False, plots=True, analysis=None,
-                 genotype=None):
+                 genotype=None, log_model=True, register_model=None):
         self.experiment_name, self.space, self.method = experiment_name, space, method
         self.seed, self.seeds, self.device, self.output_dir = seed, list(seeds), device, \
             output_dir
         self.do_select, self.do_retrain, self.deterministic = do_select, do_retrain, \
             deterministic
         self.plots, self.analysis, self.genotype = plots, analysis, genotype
+        self.log_model, self.register_model = log_model, register_model
 
 
 @gin.configurable("source")

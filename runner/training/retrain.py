@@ -88,6 +88,7 @@ def retrain(genotype, space, data, tracker, gen, device, ckpt_path=None, resume=
     training above this many (the mobile setting: 600e6); None: no limit.
 
     A checkpoint is written every epoch, before that epoch's metrics are logged.
+    Returns (results, the trained network).
     """
     if cutout and getattr(data, "streamed", False):
         raise ValueError("retrain.cutout: no cutout on streamed ImageNet data (bind it to 0)")
@@ -153,4 +154,4 @@ def retrain(genotype, space, data, tracker, gen, device, ckpt_path=None, resume=
            "best_test_acc": best, "params": params, "multiply_adds": madds}
     if top5:
         out["test_top5_error"] = 100.0 - test.get("eval_top5_acc", float("nan"))
-    return out
+    return out, net
