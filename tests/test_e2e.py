@@ -33,7 +33,7 @@ EXPECTED_EXPERIMENTS = {"quickstart", "darts_cifar10"} | {
 # the `method` tag expected from the methods/ part an experiment file includes
 METHOD_TAG = {"darts": "darts", "darts_2nd": "darts_2nd", "sdarts_rs": "sdarts_rs",
               "sdarts_adv": "sdarts_adv", "sgas": "sgas_cri1", "sgas_cri2": "sgas_cri2",
-              "fix_alpha": "fix_alpha"}
+              "fix_alpha": "fix_alpha", "shapley": "shapley_nas"}
 
 
 # ------------------------------------------------------------------------------ helpers

@@ -282,8 +282,8 @@ def _folder(root, size, limit, budget, workers, device, placement, pad, train_po
     got = folder.read(root, size, limit, budget, workers, DataError)
     (mean, std), pad = got["stats"], size // 8 if pad is None else pad
     if "stream" in got:
-        return folder.streamed(root, got["stream"], size, device, DataError, workers, mean,
-                               std, pad)
+        return folder.streamed(got["stream"], size, device, DataError, workers, mean, std,
+                               pad)
     splits = got["splits"]
     (tx, ty), (vx, vy) = splits["train"], splits["test"]
     val_start = None

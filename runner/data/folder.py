@@ -163,7 +163,7 @@ def memory_budget(budget_gib):
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 4
 
 
-def streamed(root, splits, size, device, error, workers, mean, std, pad):
+def streamed(splits, size, device, error, workers, mean, std, pad):
     """The folder's splits streamed by DataLoader workers in the retrain (val/, if present,
     trains with train/); the crop and flip run on the device as for in-memory data."""
     from runner.data import augment
@@ -179,6 +179,6 @@ def streamed(root, splits, size, device, error, workers, mean, std, pad):
                        channels)
     data.test = Files(splits["test"][1], size, error, channels)
     data.num_classes, data.in_channels = len(data.classes), len(mean)
-    data.image_shape, data.workers, data.root = (len(mean), size, size), workers, root
+    data.image_shape, data.workers = (len(mean), size, size), workers
     data.setup(device, mean, std)
     return data

@@ -19,7 +19,7 @@ class RunSettings:
     (runner/analysis/, e.g. @Discretisation()) runs on the supernet in place of selection and
     retrain. genotype (a genotype string, a published name, a genotype.json path or the id of
     the MLflow run that selected it; runner/lifecycle/given.py) skips search and selection.
-    log_model: log the retrained network as an MLflow Model (`model/`: TorchScript, raw
+    log_model: log the retrained network as an MLflow Model (`model/`: torch.export, raw
     images in, class scores out; runner/training/export.py); register_model: also register
     it under that name (a new version each run).
     """

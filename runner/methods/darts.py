@@ -55,6 +55,10 @@ class Darts:
     def end_epoch(self, net, epoch, phase):
         """Called after each epoch's training, before its metrics."""
 
+    def arch_epoch(self, net, loop, epoch):
+        """Called at the start of each search epoch with the loop (data, generator): a method
+        that moves alpha once per epoch does it here (Shapley-NAS)."""
+
     def arch_step(self, net, w_opt, train, valid):
         """Alpha update on the valid batch (first order: no weight gradients computed)."""
         if not self.update_alphas:

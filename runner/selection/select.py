@@ -14,6 +14,7 @@ import torch
 from runner.training import checkpoint, distributed, progress, rng
 from runner.selection.lookup import decision_columns
 from runner.selection.criteria import Magnitude, Perturbation  # noqa: F401  (gin configurables)
+from runner.selection.shapley import Shapley  # noqa: F401  (gin configurable)
 from runner.selection.zero_cost import ZeroCost  # noqa: F401  (gin configurable)
 from runner.training.loops import Loop, Meter, shuffled_batches, valid_accuracy
 from runner.training.precision import device_of, precision
@@ -294,7 +295,7 @@ def records_table(records):
         row["candidates"] = json.dumps(r["candidates"])
         row["scores"] = json.dumps(r["scores"])
         if r["kind"] == "op":
-            for key in ("acc", "loss", "weight", "score"):
+            for key in ("acc", "loss", "weight", "score", "shapley"):
                 vals = [s.get(key) if s else None for s in r["scores"]]
                 if any(v is not None for v in vals):
                     row[f"masked_{key}" if key != "weight" else "weight"] = json.dumps(vals)

@@ -129,6 +129,7 @@ def _search(net, method, data, tracker, gen, ckpt_path, resume, mode, cfg):
         t0, meter, cur_lr = time.perf_counter(), Meter(), sched.get_last_lr()[0]
         bs = loop.batch_size = method.batch_size(epoch, batch_size)  # SGAS grows it
         method.begin_epoch(net, epoch, epochs, "search")
+        method.arch_epoch(net, loop, epoch)
         net.train()
         order = None if cfg.sample_with_replacement else shuffled_batches(train_idx, bs, gen)
         steps = -(-train_idx.numel() // bs)  # len(train_loader) steps
