@@ -75,6 +75,9 @@ class Supernet(nn.Module):
         self.alphas = nn.Parameter(alpha_init_std * torch.randn(T, E, space.num_ops))
         self.register_buffer("decision", torch.full((T, E), OPEN, dtype=torch.long))
         self._host_decision = None
+        # ops a method has pruned (IS-DARTS), 0/1 [T, E, K]; None: every op. Not a buffer:
+        # the method keeps it in its own state and sets it again when a checkpoint is loaded
+        self.op_mask = None
         # a loaded decision state invalidates the host copy
         self.register_load_state_dict_post_hook(lambda module, keys: module._decision_changed())
 
@@ -112,8 +115,12 @@ class Supernet(nn.Module):
 
     # --- mixing weights ---------------------------------------------------------------------
     def mixing_weights(self):
-        """softmax(alpha) with decided rows one-hot and pruned rows zero, shape [T, E, K]."""
-        return apply_decisions(F.softmax(self.alphas, dim=-1), self.decision)
+        """softmax(alpha) with decided rows one-hot and pruned rows zero, shape [T, E, K]; ops
+        of `op_mask` zeroed, the others not renormalised."""
+        w = F.softmax(self.alphas, dim=-1)
+        if self.op_mask is not None:
+            w = w * self.op_mask.to(w.device, w.dtype)
+        return apply_decisions(w, self.decision)
 
     def active_ops(self, masked=()):
         """Host-side op indices to compute per [cell type][edge]; `masked` holds
@@ -121,6 +128,10 @@ class Supernet(nn.Module):
         K = self.space.num_ops
         act = [[list(range(K)) if d == OPEN else ([] if d == PRUNED else [d]) for d in row]
                for row in self.decisions()]
+        if self.op_mask is not None:  # open edges only: a decision names its op
+            kept, dec = self.op_mask.tolist(), self.decisions()
+            act = [[[k for k in ops if kept[t][e][k] or dec[t][e] != OPEN]
+                    for e, ops in enumerate(row)] for t, row in enumerate(act)]
         for c, e, k in masked:
             t = self.space.cell.type_index(c)
             act[t][e] = [] if k is None else [j for j in act[t][e] if j != k]

@@ -23,17 +23,19 @@ from spaces.darts.genotype import Genotype
 
 # the DARTS-cell experiment files; the NAS-Bench-201 ones have their own checks (test_nb201_e2e)
 # (the Zero-Cost-PT files run a pool of nested runs: tests/test_zc_e2e.py; folder.gin reads a
-# folder of images: tests/test_folder.py)
+# folder of images: tests/test_folder.py; IS-DARTS decides every edge in its search, leaving
+# the selector nothing: tests/test_is_darts.py)
+OWN_TESTS = ("include 'selectors/zc_pt.gin'", "include 'data/folder.gin'",
+             "include 'methods/is_darts.gin'")
 EXPERIMENTS = [p for p in experiment_files() if "include 'spaces/nb201.gin'" not in p.read_text()
-               and "include 'selectors/zc_pt.gin'" not in p.read_text()
-               and "include 'data/folder.gin'" not in p.read_text()]
+               and not any(inc in p.read_text() for inc in OWN_TESTS)]
 EXPECTED_EXPERIMENTS = {"quickstart", "darts_cifar10"} | {
     f"s{k}_{d}" for k in (1, 2, 3, 4) for d in ("cifar10", "cifar100", "svhn")}
 
 # the `method` tag expected from the methods/ part an experiment file includes
 METHOD_TAG = {"darts": "darts", "darts_2nd": "darts_2nd", "sdarts_rs": "sdarts_rs",
               "sdarts_adv": "sdarts_adv", "sgas": "sgas_cri1", "sgas_cri2": "sgas_cri2",
-              "fix_alpha": "fix_alpha", "shapley": "shapley_nas"}
+              "fix_alpha": "fix_alpha", "shapley": "shapley_nas", "is_darts": "is_darts"}
 
 
 # ------------------------------------------------------------------------------ helpers

@@ -12,8 +12,12 @@ from spaces.nb201 import OPS
 from spaces.nb201.table import Table
 from spaces.nb201.genotype import Structure
 
+# the Zero-Cost-PT, Shapley-NAS and IS-DARTS files: test_zc_e2e.py, test_shapley.py,
+# test_is_darts.py
+OWN_TESTS = ("include 'selectors/zc_pt.gin'", "include 'methods/shapley.gin'",
+             "include 'methods/is_darts.gin'")
 NB201_FILES = [p for p in experiment_files() if "include 'spaces/nb201.gin'" in p.read_text()
-               and "include 'selectors/zc_pt.gin'" not in p.read_text()]  # test_zc_e2e.py
+               and not any(inc in p.read_text() for inc in OWN_TESTS)]
 DATASET = {"cifar10": "cifar10", "cifar100": "cifar100", "imagenet16": "imagenet16"}
 DATA = ("dataset.verify_md5 = False", "Perturbation.subset = 8", "dataset.limit = 16")
 # one search cell per stage (tiny.gin's 3 are the DARTS skeleton's size): a third of the time

@@ -155,3 +155,15 @@ def test_shapley_end_to_end_in_tiny_mode(files, tracking, tmp_path, capsys, clea
         assert "masked_shapley" in table.columns and (table.kind == "op").sum() == 28
     else:
         assert tags["method"] == "shapley_nas"
+
+
+def test_the_nb201_experiment_file_end_to_end_in_tiny_mode(data_root, nb201_table, tracking,
+                                                          capsys, clean_gin):
+    from helpers import GIN_DIR, tiny_argv
+
+    rc, out, err = run_cli(tiny_argv(GIN_DIR / "shapley_nas_nb201_cifar10.gin", data_root,
+                                     "supernet.layers = 1", f"lookup.table = '{nb201_table}'"),
+                           capsys)
+    assert rc == 0, err
+    (run,) = experiment_runs(tracking, "shapley_nas_nb201_cifar10")
+    assert run.data.tags["method"] == "shapley_nas" and "bench/test_acc" in run.data.metrics

@@ -48,7 +48,11 @@ class Magnitude:
         return "pt-mag" if tune_epochs > 0 else "magnitude"
 
     def _softmax(self, net, cell):
-        return torch.softmax(net.alphas.detach()[net.space.cell.type_index(cell)], -1).tolist()
+        """softmax(alpha) of the cell type; ops a method pruned (`op_mask`) weigh 0."""
+        t = net.space.cell.type_index(cell)
+        w = torch.softmax(net.alphas.detach()[t], -1)
+        mask = getattr(net, "op_mask", None)
+        return (w if mask is None else w * mask[t].to(w)).tolist()
 
     def op_scores(self, net, cell, edge, loop):
         return [{"weight": w} for w in self._softmax(net, cell)[edge]]

@@ -14,6 +14,7 @@ import torch
 from runner.training import checkpoint, distributed, progress, rng
 from runner.selection.lookup import decision_columns
 from runner.selection.criteria import Magnitude, Perturbation  # noqa: F401  (gin configurables)
+from runner.selection.information import Information  # noqa: F401  (gin configurable)
 from runner.selection.shapley import Shapley  # noqa: F401  (gin configurable)
 from runner.selection.zero_cost import ZeroCost  # noqa: F401  (gin configurable)
 from runner.training.loops import Loop, Meter, shuffled_batches, valid_accuracy
