@@ -13,6 +13,11 @@
     "search s" is the wall time of the search process (the magnitude parse inside it: its
     "selection s"); PT's and Zero-Cost-PT's "selection s" are the wall times of their own
     runner processes (start-up, loading, every nested run and the post-validation included).
+(g) DARTS space: the whole selection line on the same seeds: magnitude, PT, Zero-Cost-PT,
+    Shapley values and IS-DARTS's information measure as selectors of the quickstart's
+    supernet, then Shapley-NAS and IS-DARTS as searches of their own at the quickstart's
+    size (6 epochs: Shapley-NAS steps alpha in the last 3, 3 orders of 256 images each;
+    IS-DARTS prunes at the starts of epochs 2 and 4), every genotype retrained the same way.
 
 Every selection of one seed reads the same supernet (`source.run`). Sizes are the
 quickstart's (gin/quickstart.gin: C8/L5 supernet, C12/L5 10-epoch retrain) unless set below.
@@ -151,6 +156,54 @@ def zero_cost(client, env, seed, tune_epochs):
     return rows
 
 
+LINE_SELECTORS = (  # (name, gin files on top of the quickstart, bindings)
+    ("pt", ["gin/selectors/pt.gin"], []),
+    ("shapley", ["gin/selectors/shapley.gin"], ["Shapley.batch_size = 256"]),
+    ("information", ["gin/selectors/information.gin"], []),
+)
+LINE_METHODS = (
+    ("shapley-nas", ["gin/methods/shapley.gin"],
+     ["ShapleyNas.warmup_epochs = 3", "ShapleyNas.samples = 3", "ShapleyNas.batch_size = 256",
+      "search.batch_size = 64", "search.lr = 0.025"]),  # the quickstart's own optimiser
+    ("is-darts", ["gin/methods/is_darts.gin"], ["IsDarts.steps = 2", "IsDarts.interval = 2"]),
+)
+
+
+def selection_line(client, env, seed, tune_epochs):
+    """(g): every selector on one supernet, the two methods on their own searches, all
+    retrained the same way."""
+    name, base = "evidence_selection_line", ["gin/quickstart.gin"]
+    common = [f"run.seed = {seed}", f"run.experiment_name = '{name}'", "run.do_retrain = False"]
+    search_s = timed_runner(base, common, env)  # search + the magnitude parse
+    supernet = latest(client, name).info.run_id
+    chosen = {"magnitude": (supernet, search_s)}
+    for sel, files, binds in LINE_SELECTORS:
+        tune = [f"select.tune_epochs = {tune_epochs}"] if sel == "pt" else []
+        t = timed_runner(base + files, common + [f"source.run = '{supernet}'"] + tune + binds,
+                         env)
+        chosen[sel] = (latest(client, name).info.run_id, t)
+    t = timed_runner(base + ["gin/selectors/zc_pt.gin"], common + ["search.epochs = 0"], env)
+    exp = client.get_experiment_by_name(name).experiment_id
+    chosen["zc-pt"] = (client.search_runs([exp], "tags.run_mode = 'pool'",
+                                          order_by=["attributes.start_time DESC"])[0]
+                       .info.run_id, t)
+    for method, files, binds in LINE_METHODS:
+        t = timed_runner(base + files + ["gin/selectors/magnitude.gin"],
+                         common + binds + ["select.tune_epochs = 0"], env)
+        chosen[method] = (latest(client, name).info.run_id, t)
+    rows = []
+    for sel, (run_id, seconds) in chosen.items():
+        runner(base, [f"run.seed = {seed}", f"run.experiment_name = '{name}_retrain'",
+                      f"run.genotype = '{run_id}'"], env)
+        retrained = latest(client, f"{name}_retrain")
+        rows.append({"seed": seed, "selector or method": sel, "process s": seconds,
+                     "skip_connect kept": client.get_run(run_id).data.tags["genotype"].count(
+                         "'skip_connect'"),
+                     "test_acc": retrained.data.metrics.get("test_acc", float("nan"))})
+        print(rows[-1], flush=True)
+    return rows
+
+
 def table(rows):
     cols = list(rows[0])
     out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -168,7 +221,7 @@ def main():
                    help="S2/S4 supernet epochs (about 12 alpha steps each on digits)")
     p.add_argument("--tune-epochs", type=int, default=2,
                    help="Discretisation.tune_epochs for (c) and (d)")
-    p.add_argument("--only", nargs="+", default=["a", "b", "c", "d", "e", "f"])
+    p.add_argument("--only", nargs="+", default=["a", "b", "c", "d", "e", "f", "g"])
     p.add_argument("--pt-tune-epochs", type=int, default=5,
                    help="select.tune_epochs of PT in (f) (the paper's 5)")
     a = p.parse_args()
@@ -194,6 +247,9 @@ def main():
         found["e"] = compare(client, env, a.seeds[0], a.search_epochs)
     if "f" in a.only:
         found["f"] = [r for s in a.seeds for r in zero_cost(client, env, s, a.pt_tune_epochs)]
+    if "g" in a.only:
+        found["g"] = [r for s in a.seeds
+                      for r in selection_line(client, env, s, a.pt_tune_epochs)]
     for claim, rows in found.items():
         print(f"\n({claim})\n{table(rows)}")
 
