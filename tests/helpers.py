@@ -84,3 +84,14 @@ def gin_statements(path):
         key, value = (s.strip() for s in line.split("=", 1))
         out.append(("bind", key, value))
     return out
+
+
+def check_report(tmp_path, capsys, experiment, method, selector):
+    """`runner report` lists the run in the protocol table under its method and selector."""
+    import pandas as pd
+
+    rc, _, err = run_cli(["report", "--experiment", experiment, "--out", str(tmp_path / "rep"),
+                          "--no-log"], capsys)
+    assert rc == 0, err
+    table = pd.read_csv(tmp_path / "rep" / "protocol.csv")
+    assert [(r.method, r.selector) for r in table.itertuples()] == [(method, selector)]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from fixtures import tiny_images
-from helpers import TINY, argv, experiment_runs, run_cli
+from helpers import TINY, argv, check_report, experiment_runs, run_cli
 from runner.methods.is_darts import prune_epochs, prune_per_edge, prune_per_node
 from runner.selection.information import information
 
@@ -79,9 +79,39 @@ def test_the_method_prunes_the_toy_supernet_to_its_decisions():
                    for k in range(3) if m.mask[t, e, k])  # `none` measures inf: pruned first
 
 
+def test_a_checkpoint_between_steps_continues_to_the_same_pruning():
+    import copy
+
+    from fixtures import tiny_supernet
+    from runner.methods.is_darts import IsDarts
+    from runner.training import rng
+    from runner.training.loops import Loop
+
+    data, gen = tiny_images(32), torch.Generator().manual_seed(0)
+
+    def method_and_loop(net):
+        m = IsDarts(steps=2, interval=1, measure_batches=1, batch_size=8)
+        m.setup(net)
+        m.begin_epoch(net, 0, 3, "search")
+        return m, Loop(net, data, gen, data.search_halves()[1], m)
+    net = tiny_supernet("darts")
+    m, loop = method_and_loop(net)
+    m.arch_epoch(net, loop, 1)
+    saved = copy.deepcopy(net.state_dict()), copy.deepcopy(m.state_dict()), rng.capture(gen)
+    m.arch_epoch(net, loop, 2)
+    other = tiny_supernet("darts")
+    other.load_state_dict(saved[0])
+    m2, loop2 = method_and_loop(other)
+    m2.load_state_dict(saved[1])
+    rng.restore(saved[2], gen)
+    m2.arch_epoch(other, loop2, 2)
+    assert torch.equal(m2.mask, m.mask) and m2.records == m.records
+    assert other.decisions() == net.decisions()
+
+
 @pytest.mark.parametrize("files", [["methods/is_darts.gin", "selectors/magnitude.gin"],
                                    ["selectors/information.gin"]], ids=["method", "criterion"])
-def test_is_darts_end_to_end_in_tiny_mode(files, tracking, capsys, clean_gin):
+def test_is_darts_end_to_end_in_tiny_mode(files, tracking, tmp_path, capsys, clean_gin):
     rc, out, err = run_cli(argv("quickstart.gin", *files, TINY, binds=[
         "dataset.limit = 16", "run.experiment_name = 'isd'", "select.tune_epochs = 0"]),
         capsys)
@@ -90,11 +120,12 @@ def test_is_darts_end_to_end_in_tiny_mode(files, tracking, capsys, clean_gin):
     key = "method" if files[0].startswith("methods") else "selector"
     assert run.data.tags[key] == {"method": "is_darts", "selector": "information"}[key]
     assert "genotype: Genotype(normal=" in out
+    check_report(tmp_path, capsys, "isd", run.data.tags["method"], run.data.tags["selector"])
 
 
 @pytest.mark.parametrize("exp", ["is_darts_cifar10", "is_darts_nb201_cifar10"])
 def test_the_experiment_files_end_to_end_in_tiny_mode(exp, data_root, nb201_table, tracking,
-                                                      capsys, clean_gin):
+                                                      tmp_path, capsys, clean_gin):
     from helpers import GIN_DIR, tiny_argv
 
     rc, out, err = run_cli(tiny_argv(GIN_DIR / f"{exp}.gin", data_root, "supernet.layers = 1"
@@ -105,3 +136,9 @@ def test_the_experiment_files_end_to_end_in_tiny_mode(exp, data_root, nb201_tabl
     assert run.data.tags["method"] == "is_darts" and run.info.status == "FINISHED"
     assert ("bench/test_acc" in run.data.metrics) == ("nb201" in exp)
     assert ("test_error" in run.data.metrics) != ("nb201" in exp)  # DARTS space: retrained
+    import json
+
+    steps = json.loads(open(tracking.download_artifacts(
+        run.info.run_id, "search/method_decisions.json", str(tmp_path))).read())
+    cells = {"cell"} if "nb201" in exp else {"normal", "reduce"}
+    assert {r["cell"] for r in steps if "pruned" in r} == cells  # each cell type, step 0

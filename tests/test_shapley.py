@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from fixtures import tiny_images
-from helpers import TINY, argv, experiment_runs, run_cli
+from helpers import TINY, argv, check_report, experiment_runs, run_cli
 from runner.methods.shapley_nas import momentum_step, normalised
 from runner.selection.shapley import accuracy, contributions, estimate, score
 
@@ -155,6 +155,7 @@ def test_shapley_end_to_end_in_tiny_mode(files, tracking, tmp_path, capsys, clea
         assert "masked_shapley" in table.columns and (table.kind == "op").sum() == 28
     else:
         assert tags["method"] == "shapley_nas"
+    check_report(tmp_path, capsys, "shap", tags["method"], tags["selector"])
 
 
 def test_the_nb201_experiment_file_end_to_end_in_tiny_mode(data_root, nb201_table, tracking,

@@ -165,4 +165,6 @@ def _search(net, method, data, tracker, gen, ckpt_path, resume, mode, cfg):
             print(f"search {epoch + 1}/{epochs}  train_acc {metrics['search/train_acc']:.2f}  "
                   f"valid_acc {metrics.get('search/valid_acc', float('nan')):.2f}  "
                   f"{metrics['search/seconds']:.1f}s  {geno}", flush=True)
+    if getattr(method, "records", None):  # SGAS's decisions, IS-DARTS's pruning steps
+        tracker.json(method.records, "search/method_decisions.json")
     return np.stack(alphas) if alphas else np.zeros((0,) + tuple(net.alphas.shape))
