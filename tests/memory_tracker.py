@@ -23,6 +23,11 @@ class MemoryTracker:
     def text(self, text, name):
         self.texts[name] = text
 
+    def json(self, obj, name):
+        import json
+
+        self.text(json.dumps(obj, indent=1), name)  # as the Tracker: fails on what it can't write
+
     def history(self, key):
         """[(step, value)] of one metric, in logging order."""
         return [(s, m[key]) for s, m in self.logged_metrics if key in m]
