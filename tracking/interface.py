@@ -100,7 +100,8 @@ class RunTracker(Protocol):
 
     def log_model(self, model, example, info: dict, register_as: Optional[str] = None
                   ) -> Optional[str]:
-        """Log a TorchScript image classifier as the run's MLflow Model `model/`; its URI."""
+        """Log an image classifier (a torch module) as the run's MLflow Model `model/`; its
+        URI."""
 
     def history(self, prefix: str) -> Dict[str, List[Point]]:
         """Metric name -> its points, for the current run's metrics starting with `prefix`."""

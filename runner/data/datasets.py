@@ -36,7 +36,6 @@ FILES = {
     "svhn": ("svhn", ["train_32x32.mat", "test_32x32.mat"]),
     "imagenet16": (imagenet16.FOLDER, imagenet16.TRAIN + [imagenet16.VAL]),
 }
-CLASSES = {}  # class names read from a dataset's files (CIFAR's meta); the others: numbers
 # datasets without a download: where to get their files instead
 MANUAL = {"imagenet16": "get them from the NAS-Bench-201 authors (no automatic download)"}
 # the random crop's zero padding per dataset (darts-pt: 4 for 32x32 images, 2 for 16x16 ones)
@@ -156,20 +155,21 @@ def check_files(name, root):
 
 
 def _torchvision(name, root, download, verify_md5):
+    """(train x, train y, test x, test y), class names (CIFAR's meta; None: numbers)."""
     import torchvision.datasets as tvd
 
     if name == "imagenet16":  # no torchvision class: read the official pickles directly
-        return imagenet16.load(root, verify_md5)
+        return imagenet16.load(root, verify_md5), None
     cls = {"cifar10": tvd.CIFAR10, "cifar100": tvd.CIFAR100, "svhn": tvd.SVHN}[name]
     if not verify_md5:
         cls = _without_md5(cls)
     if name == "svhn":
         folder = os.path.join(root, "svhn")
         tr, te = cls(folder, split="train", download=download), cls(folder, split="test", download=download)
-        return tr.data, tr.labels, te.data, te.labels
+        return (tr.data, tr.labels, te.data, te.labels), None
     tr, te = cls(root, train=True, download=download), cls(root, train=False, download=download)
-    CLASSES[name] = list(tr.classes)  # the names in the files' own meta
-    return tr.data.transpose(0, 3, 1, 2), tr.targets, te.data.transpose(0, 3, 1, 2), te.targets
+    return (tr.data.transpose(0, 3, 1, 2), tr.targets, te.data.transpose(0, 3, 1, 2),
+            te.targets), list(tr.classes)
 
 
 def _without_md5(cls):
@@ -246,12 +246,12 @@ def dataset(name=gin.REQUIRED, root="data", download=False, verify_md5=True, pad
         raise DataError(f"unknown dataset {name!r}; known: "
                         f"{', '.join([*STATS, 'imagenet', 'folder'])}")
     if name == "digits":
-        arrays = _digits()
+        arrays, classes = _digits(), None
     else:
         if not download or name in MANUAL:
             check_files(name, root)
         try:
-            arrays = _torchvision(name, root, download, verify_md5)
+            arrays, classes = _torchvision(name, root, download, verify_md5)
         except Exception as e:  # noqa: BLE001 - truncated pickles/.mat files raise many types
             first = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise DataError(f"{name} files in {os.path.abspath(root)} unreadable: {first}") from e
@@ -261,7 +261,7 @@ def dataset(name=gin.REQUIRED, root="data", download=False, verify_md5=True, pad
     mean, std, flip = STATS[name]
     return _placed(name, tx, ty, vx, vy, mean, std, flip,
                    pad if pad is not None else PAD.get(name, 4), NUM_CLASSES[name],
-                   train_portion, device, placement, classes=CLASSES.get(name))
+                   train_portion, device, placement, classes=classes)
 
 
 def _placed(name, tx, ty, vx, vy, mean, std, flip, pad, num_classes, train_portion, device,

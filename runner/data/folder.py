@@ -4,8 +4,9 @@ trains the weights on train/ and the architecture (alphas, PT's scores) on val/,
 of the two halves of train/, and the retrain trains on both; test/ is only reported.
 
 Every image is decoded by PIL (any format and size it reads), converted to RGB, and resized
-to `image_size` x `image_size` (bilinear, antialiased: `resize`, the same function the
-exported model applies to raw images, so a model's predictions match the runner's). A set
+to `image_size` x `image_size` (bilinear, antialiased: runner/training/export.py `resize`,
+the same function the exported model applies to raw images, so a model's predictions match
+the runner's). A set
 whose every image is grey keeps one channel. The class names are the folder names, sorted.
 The normalisation statistics are the train split's per-channel mean and std.
 
@@ -19,19 +20,12 @@ import os
 import numpy as np
 import torch
 
+from runner.training.export import resize  # the exported model's own resize
+
 SPLITS = ("train", "test", "val")
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pbm", ".bmp", ".gif", ".tif",
               ".tiff", ".webp")
 LAYOUT = "train/<class>/*, test/<class>/*, optionally val/<class>/*"
-
-
-def resize(x, size):
-    """uint8 (N, C, H, W) -> uint8 (N, C, size, size), bilinear with antialiasing."""
-    if tuple(x.shape[-2:]) == (size, size):
-        return x
-    y = torch.nn.functional.interpolate(x.float(), size=(size, size), mode="bilinear",
-                                        align_corners=False, antialias=True)
-    return y.round_().clamp_(0, 255).to(torch.uint8)
 
 
 def images_in(folder):

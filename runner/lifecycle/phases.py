@@ -169,7 +169,7 @@ def log_model(tracker, net, data, genotype, register_as):
     """The retrained network as the run's MLflow Model (runner/training/export.py)."""
     model = export.predictor(net, data)
     return tracker.log_model(model, export.test_images(data, 2),
-                             export.info(data, genotype, data.num_classes), register_as)
+                             export.info(data, genotype), register_as)
 
 
 def log_dataset(tracker, data):

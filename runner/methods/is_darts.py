@@ -104,7 +104,6 @@ class IsDarts(Darts):
                                  "measures": values[t].tolist()})
         self.done += 1
         net.op_mask = self.mask
-        net._decision_changed()
         if self.done == self.steps:
             self.decide(net, values)
 

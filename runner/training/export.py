@@ -4,9 +4,17 @@ format): raw uint8 images in, class scores out. The exported program loads with 
 no class of this project is pickled into it."""
 import copy
 
-import numpy as np
 import torch
 from torch import nn
+
+
+def resize(x, size):
+    """uint8 (N, C, H, W) -> uint8 (N, C, size, size), bilinear with antialiasing. No branch on
+    the size (an export keeps H and W dynamic): at `size` it is the identity, bit for bit. The
+    folder dataset resizes its images with it, so the model sees the runner's numbers."""
+    y = nn.functional.interpolate(x.float(), size=[size, size], mode="bilinear",
+                                  align_corners=False, antialias=True)
+    return y.round().clamp(0, 255).to(torch.uint8)
 
 
 class Logits(nn.Module):
@@ -23,9 +31,7 @@ class Logits(nn.Module):
 
 class Predictor(nn.Module):
     """uint8 images (N, H, W, C), any H and W, -> class scores (N, classes): resized to the
-    training size (bilinear, antialiased, rounded: runner/data/folder.py `resize`, the same
-    numbers), scaled to [0, 1]
-    and normalised with the training statistics."""
+    training size (`resize`), scaled to [0, 1] and normalised with the training statistics."""
 
     def __init__(self, logits, mean, std, size: int):
         super().__init__()
@@ -34,12 +40,7 @@ class Predictor(nn.Module):
         self.register_buffer("std", std.detach().float().cpu().view(1, -1, 1, 1))
 
     def forward(self, images):
-        # no branch on the size (the export keeps H and W dynamic): at the training size
-        # this resize is the identity, bit for bit
-        x = nn.functional.interpolate(images.permute(0, 3, 1, 2).float(),
-                                      size=[self.size, self.size], mode="bilinear",
-                                      align_corners=False, antialias=True)
-        x = x.round().clamp(0, 255) / 255.0
+        x = resize(images.permute(0, 3, 1, 2), self.size).float() / 255.0
         return self.logits((x - self.mean) / self.std)
 
 
@@ -61,8 +62,9 @@ def predictor(net, data):
     return Predictor(Logits(net), data.mean, data.std, data.image_shape[-1]).eval()
 
 
-def info(data, genotype, num_classes):
+def info(data, genotype):
     """What sits beside the model: classes, genotype, input layout, statistics."""
+    num_classes = data.num_classes
     classes = list(getattr(data, "classes", None) or [str(i) for i in range(num_classes)])
     return {"classes": classes, "genotype": str(genotype),
             "input": "uint8 images (N, H, W, C), any H and W (resized inside to "
@@ -71,8 +73,3 @@ def info(data, genotype, num_classes):
             "output": f"class scores (N, {num_classes}), logits in the order of `classes`",
             "mean": data.mean.flatten().tolist(), "std": data.std.flatten().tolist()}
 
-
-def scores(model, images):
-    """The model's class scores for uint8 images (N, H, W, C), a numpy array."""
-    with torch.no_grad():
-        return model(torch.from_numpy(np.ascontiguousarray(images))).numpy()
