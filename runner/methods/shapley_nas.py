@@ -20,8 +20,13 @@ from runner.training import distributed
 
 
 def normalised(values):
-    """(v - mean) / std over one cell type's [edges, K] values (std with ddof 1, as torch)."""
-    return (values - values.mean()) / values.std()
+    """(v - mean) / std over one cell type's [edges, K] values (std with ddof 1, as torch).
+    Scores all equal (seen on small batches, where no removal changes the accuracy) rank
+    nothing: zeros, where the authors' division by a zero std would make every alpha NaN."""
+    std = values.std()
+    if not std > 0:
+        return torch.zeros_like(values)
+    return (values - values.mean()) / std
 
 
 def momentum_step(alphas, buffer, values, momentum, step_size):
