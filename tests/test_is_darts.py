@@ -79,6 +79,36 @@ def test_the_method_prunes_the_toy_supernet_to_its_decisions():
                    for k in range(3) if m.mask[t, e, k])  # `none` measures inf: pruned first
 
 
+def test_two_survivors_on_one_input_keep_the_better_and_revive_another_input():
+    """A DARTS node keeps two distinct inputs: when both survivors sit on one edge, that edge
+    keeps its op of lower measure and the best non-`none` op of another input comes back."""
+    from fixtures import tiny_supernet
+    from runner.methods.is_darts import IsDarts
+
+    net = tiny_supernet("s3")  # ops: none, skip_connect, sep_conv_3x3
+    m = IsDarts(steps=1)
+    m.setup(net)
+    m.done = 1
+    m.mask.zero_()
+    for t in range(2):  # node 0 (edges 0, 1): skip and sep on edge 0, nothing on edge 1
+        m.mask[t, 0, 1:] = 1
+        for edges in net.space.cell.node_edges()[1:]:  # the other nodes: distinct inputs
+            m.mask[t, edges[0], 2] = m.mask[t, edges[1], 1] = 1
+    values = torch.arange(2 * 14 * 3, dtype=torch.float64).reshape(2, 14, 3)
+    values[0, 0] = torch.tensor([0.0, 5.0, 4.0])  # normal: edge 0 keeps sep (4 < 5)
+    values[0, 1] = torch.tensor([-1.0, 7.0, 3.0])  # `none` never revives: sep (3) does
+    values[1, 0] = torch.tensor([0.0, 1.0, 2.0])  # reduce: edge 0 keeps skip
+    values[1, 1] = torch.tensor([0.0, 2.0, 8.0])  # and skip of edge 1 comes back
+    m.decide(net, values)
+    normal, reduce = net.decisions()
+    assert normal[:2] == [2, 2] and reduce[:2] == [1, 1]
+    assert normal[2:5] == [2, 1, -2] and reduce[5:9] == [2, 1, -2, -2]  # the others unchanged
+    assert m.records == [
+        {"step": 0, "cell": "normal", "revived": [1, "sep_conv_3x3"], "kept": [0, "sep_conv_3x3"]},
+        {"step": 0, "cell": "reduce", "revived": [1, "skip_connect"], "kept": [0, "skip_connect"]}]
+    assert [int(m.mask[t, :2].sum()) for t in range(2)] == [2, 2]
+
+
 def test_a_checkpoint_between_steps_continues_to_the_same_pruning():
     import copy
 
