@@ -5,7 +5,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 GIN_DIR = ROOT / "gin"
-TINY = GIN_DIR / "overrides" / "tiny.gin"
+TINY = GIN_DIR / "overrides" / "tiny.gin"  # last of the gin files: spaces/s1-s4.gin and
+# spaces/darts.gin bind the paper's C16/L8 supernet and 50 search epochs, which it undoes
 
 # On top of tiny.gin: PT selection scores every op of every edge with extra supernet passes, which
 # tiny.gin alone leaves at ~1 min for darts_cifar10 on a CPU; these project knobs halve that.

@@ -12,9 +12,9 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from runner.training import checkpoint
-from helpers import ROOT, argv, command, run_cli
+from helpers import ROOT, TINY as TINY_GIN, argv, command, run_cli
 
-TINY = argv("quickstart.gin", "selectors/pt.gin", "overrides/tiny.gin", "spaces/s2.gin",
+TINY = argv("quickstart.gin", "selectors/pt.gin", "spaces/s2.gin", "overrides/tiny.gin",
             binds=["dataset.limit = 16", "Perturbation.subset = 8"])
 
 
@@ -98,7 +98,8 @@ def test_checkpoint_of_another_space_is_refused(tmp_path):
     assert sorted(p.name for p in out.glob("*.pt")) == ["search.pt"]
     other = tmp_path / "other"
     other.mkdir()
-    rc, _, err = runner(other, "--gin", str(ROOT / "gin/spaces/s4.gin"), *search_only)
+    rc, _, err = runner(other, "--gin", str(ROOT / "gin/spaces/s4.gin"), "--gin", str(TINY_GIN),
+                        *search_only)  # tiny.gin again: spaces/s4.gin sets a C16/L8 supernet
     assert rc == 0, err
     (other_ckpt,) = (other / "outputs").glob("*/search.pt")
     shutil.copy(other_ckpt, out / "search.pt")

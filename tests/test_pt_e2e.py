@@ -7,10 +7,10 @@ from mlflow.tracking import MlflowClient
 
 from runner.cli import main
 from spaces.darts.genotype import Genotype
-from helpers import argv
+from helpers import FAST_BINDS, argv
 
 BASE = argv("quickstart.gin", "selectors/pt.gin", "overrides/tiny.gin",
-            binds=["run.do_retrain = False"])
+            binds=["run.do_retrain = False", *FAST_BINDS])
 
 
 @pytest.fixture
@@ -55,7 +55,8 @@ def test_decisions_table_has_one_row_per_decision_with_every_candidate(tracking,
 
 def test_select_from_run_reproduces_the_original_selection(tracking, tmp_path):
     # S2 (2 ops per edge): the replay is what is checked, not the 7-op scoring
-    base = BASE + argv("spaces/s2.gin", binds=["Perturbation.subset = 8"])
+    base = argv("quickstart.gin", "selectors/pt.gin", "spaces/s2.gin", "overrides/tiny.gin",
+                binds=["run.do_retrain = False", *FAST_BINDS])
     assert main(base) == 0
     (first,) = only_run(tracking)
     assert main(base + ["--bind", f"source.run = '{first.info.run_id}'"]) == 0

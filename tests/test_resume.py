@@ -11,7 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from helpers import argv, command
 
-ARGS = argv("quickstart.gin", "selectors/pt.gin", "overrides/tiny.gin", "spaces/s2.gin",
+ARGS = argv("quickstart.gin", "selectors/pt.gin", "spaces/s2.gin", "overrides/tiny.gin",
             binds=["search.epochs = 4", "retrain.epochs = 4"])
 
 
