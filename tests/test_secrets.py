@@ -195,12 +195,13 @@ def test_seeds_and_a_sweep_with_passwords_in_their_urls_leave_them_nowhere(
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     env.pop("PGPASSWORD", None)  # the workers can only authenticate with the URL they are given
     seeds = argv("quickstart.gin", TINY, binds=[
-        "run.seeds = [0, 1]", "run.experiment_name = 'vault'", f"seeds.storage = '{storage}'"])
+        "run.seeds = [0, 1]", "run.experiment_name = 'vault'", f"seeds.storage = '{storage}'",
+        "dataset.limit = 16", "select.tune_epochs = 0"])
     printed = run_runner([*seeds, "--workers", "2"], env, tmp_path)
     sweep = argv("quickstart.gin", TINY, binds=[
         "run.experiment_name = 'vault_sweep'", "sweep.params = {'select.tune_epochs': "
         "('int', 0, 1)}", "sweep.study_name = 'vault'", f"sweep.storage = '{storage}'",
-        "sweep.n_trials = 1"])
+        "sweep.n_trials = 1", "dataset.limit = 16"])
     printed += run_runner(sweep, env, tmp_path)
     printed += run_runner(sweep, env, tmp_path)  # the rerun joins the study with the real URL
     printed += run_runner(["report", "--experiment", "vault", "--experiment", "vault_sweep"],
