@@ -122,3 +122,12 @@ def nb201_table(tmp_path_factory):
     path = tmp_path_factory.mktemp("nb201") / "nb201_table.parquet"
     write_table(nb201_fixture.synthetic_frame(), path)
     return path
+
+
+@pytest.fixture
+def torchrun_alone():
+    """This test's torchrun jobs run while no other test's do (helpers.torchrun_alone)."""
+    from helpers import torchrun_alone as alone
+
+    with alone():
+        yield

@@ -1,6 +1,9 @@
 """Paths and command lines shared by every test file: one ROOT, one argv builder."""
+import contextlib
+import fcntl
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,6 +30,16 @@ def argv(*gin_files, binds=()):
 def command(*args):
     """The `runner` command line for a subprocess."""
     return [sys.executable, "-m", "runner", *args]
+
+
+@contextlib.contextmanager
+def torchrun_alone():
+    """Holds a machine-wide lock while a torchrun job runs: two jobs started at once by the two
+    pytest workers can meet on a port one of them chose and closed before binding it (a rank
+    then aborts in gloo, seen once in a full suite run)."""
+    with open(Path(tempfile.gettempdir()) / "darts-pt-tests-torchrun.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def launch(nproc, *args):

@@ -42,7 +42,7 @@ def tracking_at(tmp_path):
     return MlflowClient(f"sqlite:///{tmp_path}/m.db")
 
 
-def test_two_ranks_take_the_step_of_the_global_batch(data_root, tmp_path):
+def test_two_ranks_take_the_step_of_the_global_batch(data_root, tmp_path, torchrun_alone):
     runs = {}
     for nproc in (1, 2):
         folder = tmp_path / f"np{nproc}"
@@ -120,7 +120,8 @@ def checkpoint_epoch(tmp_path, after=0, timeout=300):
     raise AssertionError("no checkpoint")
 
 
-def test_a_failed_rank_fails_the_run_and_a_killed_job_resumes_it(data_root, tmp_path):
+def test_a_failed_rank_fails_the_run_and_a_killed_job_resumes_it(data_root, tmp_path,
+                                                                 torchrun_alone):
     env, epochs = env_for(tmp_path), 10
     cmd = job(data_root, 2, f"retrain.epochs = {epochs}")
     client = tracking_at(tmp_path)

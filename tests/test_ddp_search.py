@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from helpers import ROOT, experiment_runs, launch, tiny_argv
+from helpers import torchrun_alone as alone
 from test_ddp import env_for, tracking_at
 
 JOB = ROOT / "tests" / "ddp_search_job.py"
@@ -36,7 +37,8 @@ def job(tmp_path, data_root, nproc, *extra):
 @pytest.fixture(scope="module")
 def ends(tmp_path_factory, data_root):
     tmp = tmp_path_factory.mktemp("ddp_search")
-    return {n: job(tmp, data_root, n) for n in (1, 2)}
+    with alone():
+        return {n: job(tmp, data_root, n) for n in (1, 2)}
 
 
 def test_both_ranks_end_with_the_same_supernet_and_genotype(ends):
@@ -75,7 +77,8 @@ def test_two_ranks_search_and_decide_as_one_process(ends):
     # comes out at ~3e-7, against alpha steps of ~3e-4 that a gradient left per rank would miss
     (("Darts.unrolled = True",), 1e-6)], ids=["sdarts_adv", "darts_2nd"])
 def test_methods_with_gradient_passes_of_their_own_search_as_one_process(tmp_path, data_root,
-                                                                          method, atol):
+                                                                          method, atol,
+                                                                          torchrun_alone):
     """SDARTS-ADV's attack and second-order DARTS's virtual step average their gradients too."""
     (one,), (r0, r1) = (job(tmp_path, data_root, n, "run.do_select = False", *method)
                         for n in (1, 2))
@@ -86,7 +89,8 @@ def test_methods_with_gradient_passes_of_their_own_search_as_one_process(tmp_pat
     assert r0["genotype"] == one["genotype"]
 
 
-def test_torchrun_searches_selects_and_retrains_in_one_run(tmp_path, data_root, ends):
+def test_torchrun_searches_selects_and_retrains_in_one_run(tmp_path, data_root, ends,
+                                                           torchrun_alone):
     """The runner's whole pipeline on 2 ranks, against the 1-process job of the fixture (the
     same gin files and bindings): the same decisions and genotype."""
     args = tiny_argv("s3_cifar10.gin", data_root, "precision.channels_last = 'off'",

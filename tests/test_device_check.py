@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 from helpers import ROOT
 
 
-def test_dry_run_runs_every_step_and_writes_one_report(tmp_path):
+def test_dry_run_runs_every_step_and_writes_one_report(tmp_path, torchrun_alone):
     env = dict(os.environ, OUT=str(tmp_path), PYTHON=sys.executable, OMP_NUM_THREADS="1")
     env.pop("MLFLOW_TRACKING_URI", None)
     done = subprocess.run(["bash", str(ROOT / "bench" / "device_check.sh"), "--dry-run"],
@@ -33,7 +33,8 @@ def test_dry_run_runs_every_step_and_writes_one_report(tmp_path):
     assert len(list((tmp_path / "outputs").iterdir())) == 2  # run folders under $OUT
 
 
-def test_scaling_benchmark_runs_one_and_two_processes_and_prints_its_table(tmp_path):
+def test_scaling_benchmark_runs_one_and_two_processes_and_prints_its_table(tmp_path,
+                                                                           torchrun_alone):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     env.pop("MLFLOW_TRACKING_URI", None)
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "ddp_scaling.py"), "--cpu",

@@ -197,7 +197,7 @@ def test_tiny_imagefolder_trains_end_to_end_with_top5_and_multiply_adds(
     assert "final top-5 test error: 0.00 %" in out
 
 
-def test_two_ranks_train_the_tiny_imagefolder_into_one_run(imagenet_root, tmp_path):
+def test_two_ranks_train_the_tiny_imagefolder_into_one_run(imagenet_root, tmp_path, torchrun_alone):
     env = dict(os.environ, OMP_NUM_THREADS="1", MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/m.db",
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     cmd = launch(2, "-m", "runner", *mobile_argv(imagenet_root, "dataset.workers = 1"))
