@@ -34,9 +34,9 @@ def command(*args):
 
 @contextlib.contextmanager
 def torchrun_alone():
-    """Holds a machine-wide lock while a torchrun job runs: two jobs started at once by the two
-    pytest workers can meet on a port one of them chose and closed before binding it (a rank
-    then aborts in gloo, seen once in a full suite run)."""
+    """Holds a machine-wide lock while a torchrun job runs. Once in a full suite run, with the two
+    pytest workers each in a torchrun test, a rank aborted in gloo at start-up; the suspected
+    cause (not proven) is a port one job chose and closed and the other then bound."""
     with open(Path(tempfile.gettempdir()) / "darts-pt-tests-torchrun.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
