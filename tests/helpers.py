@@ -81,6 +81,16 @@ def analysis_table(client, run_id, name, tmp_path):
         return list(csv.DictReader(f))
 
 
+def method_records(client, run_id, tmp_path):
+    """The method's `records` a search logged (`search/method_decisions.json`): SGAS's
+    decisions, IS-DARTS's pruning steps."""
+    import json
+
+    path = client.download_artifacts(run_id, "search/method_decisions.json",
+                                     str(tmp_path / run_id))
+    return json.loads(Path(path).read_text())
+
+
 def gin_statements(path):
     """('include', file) and ('bind', key, value text) in file order, comments dropped (a value
     that spans lines keeps its first line: the keys are what the readers need)."""

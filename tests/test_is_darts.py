@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from fixtures import tiny_images
-from helpers import TINY, argv, check_report, experiment_runs, run_cli
+from helpers import TINY, argv, check_report, experiment_runs, method_records, run_cli
 from runner.methods.is_darts import prune_epochs, prune_per_edge, prune_per_node
 from runner.selection.information import information
 
@@ -166,9 +166,6 @@ def test_the_experiment_files_end_to_end_in_tiny_mode(exp, data_root, nb201_tabl
     assert run.data.tags["method"] == "is_darts" and run.info.status == "FINISHED"
     assert ("bench/test_acc" in run.data.metrics) == ("nb201" in exp)
     assert ("test_error" in run.data.metrics) != ("nb201" in exp)  # DARTS space: retrained
-    import json
-
-    steps = json.loads(open(tracking.download_artifacts(
-        run.info.run_id, "search/method_decisions.json", str(tmp_path))).read())
+    steps = method_records(tracking, run.info.run_id, tmp_path)
     cells = {"cell"} if "nb201" in exp else {"normal", "reduce"}
     assert {r["cell"] for r in steps if "pruned" in r} == cells  # each cell type, step 0

@@ -1,14 +1,13 @@
 """Shapley-NAS and IS-DARTS killed (SIGKILL) between two of their steps: --resume ends with the
 uninterrupted run's alphas, genotype and pruning records (the Shapley buffer, the removal
 orders' generator and the pruning mask travel in the search checkpoint)."""
-import json
 import os
 import subprocess
 
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
-from helpers import argv, command
+from helpers import argv, command, method_records
 from test_resume import alphas, kill_when, runs
 
 # S2 (2 ops an edge: 56 Shapley players, not 224), 4 search epochs, a copy of the checkpoint
@@ -36,11 +35,6 @@ def finish(proc):
     assert proc.wait(timeout=600) == 0, proc.stderr.read()
 
 
-def records(client, run, tmp):
-    path = client.download_artifacts(run.info.run_id, "search/method_decisions.json", str(tmp))
-    return json.loads(open(path).read())
-
-
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_a_run_killed_between_method_steps_resumes_to_the_uninterrupted_result(method,
                                                                               tmp_path):
@@ -61,6 +55,6 @@ def test_a_run_killed_between_method_steps_resumes_to_the_uninterrupted_result(m
         assert not np.array_equal(want[1], want[2]) and not np.array_equal(want[2], want[3])
         np.testing.assert_array_equal(want[0], want[1])
     else:  # both pruning steps recorded once, as in the run that was not killed
-        steps = records(client, res, tmp_path / "c")
-        assert steps == records(client, ref, tmp_path / "d")
+        steps = method_records(client, res.info.run_id, tmp_path)
+        assert steps == method_records(client, ref.info.run_id, tmp_path)
         assert sorted({r["step"] for r in steps if "pruned" in r}) == [0, 1]

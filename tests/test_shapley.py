@@ -104,12 +104,12 @@ def test_the_alpha_step_against_a_hand_computation():
     assert torch.allclose(normalised(values[1]).std(), torch.tensor(1.0, dtype=torch.float64))
 
 
-def test_scores_all_equal_move_no_alpha_and_leave_none_nan():
+def test_scores_all_equal_add_no_step_of_their_own_and_no_nan():
     values = torch.stack([torch.zeros(2, 2), torch.full((2, 2), 0.25)]).double()
     buffer, alphas = torch.full_like(values, 0.5), torch.zeros_like(values)
     new = momentum_step(alphas, buffer, values, momentum=0.8, step_size=0.1)
     assert torch.equal(new, torch.full_like(values, 0.4))  # the momentum only
-    assert torch.isfinite(alphas).all()
+    assert torch.isfinite(alphas).all() and torch.allclose(alphas, 0.1 * new)
 
 
 def test_the_method_steps_alpha_only_after_the_warmup_and_resumes_the_same_step():

@@ -6,8 +6,8 @@ of the two halves of train/, and the retrain trains on both; test/ is only repor
 Every image is decoded by PIL (any format and size it reads), converted to RGB, and resized
 to `image_size` x `image_size` (bilinear, antialiased: runner/training/export.py `resize`,
 the same function the exported model applies to raw images, so a model's predictions match
-the runner's). A set
-whose every image is grey keeps one channel. The class names are the folder names, sorted.
+the runner's). A set whose every image is grey keeps one channel. The class names are the
+folder names, sorted.
 The normalisation statistics are the train split's per-channel mean and std.
 
 Small sets are decoded once into uint8 tensors, as CIFAR is (DataLoader workers decode in
